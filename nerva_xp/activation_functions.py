@@ -1,0 +1,239 @@
+"""Activation functions (spec §4): values f(X) and element-wise derivatives f'(X).
+
+Capitalised functions take a matrix X; ``Leaky_relu(alpha)`` and friends return functions of X.
+Every result keeps X's shape and dtype. Classes derive from ActivationFunction; their repr is the
+canonical spec string and ``parse_activation`` reads it back.
+"""
+
+from __future__ import annotations
+
+from array_api_compat import array_namespace
+
+from nerva_xp.device import as_device, to_numpy
+from nerva_xp.matrix_operations import Matrix
+from nerva_xp.spec_strings import Param, format_spec, parse_spec
+
+
+def _mask(condition: Matrix, X: Matrix) -> Matrix:
+    """[condition] as 0/1 in X's dtype."""
+    return array_namespace(X).astype(condition, X.dtype)
+
+
+def Relu(X: Matrix) -> Matrix:
+    """max(0, X)."""
+    return array_namespace(X).maximum(X, 0.0)
+
+
+def Relu_gradient(X: Matrix) -> Matrix:
+    """[X > 0] (0 at X = 0)."""
+    return _mask(X > 0, X)
+
+
+def Leaky_relu(alpha: float):
+    """X -> max(X, αX)."""
+    return lambda X: array_namespace(X).maximum(X, alpha * X)
+
+
+def Leaky_relu_gradient(alpha: float):
+    """X -> 1 where X > 0, else α."""
+    return lambda X: array_namespace(X).where(X > 0, array_namespace(X).ones_like(X), alpha)
+
+
+def All_relu(alpha: float):
+    """X -> αX where X < 0, else X."""
+    return lambda X: array_namespace(X).where(X < 0, alpha * X, X)
+
+
+def All_relu_gradient(alpha: float):
+    """X -> α where X < 0, else 1."""
+    return lambda X: array_namespace(X).where(X < 0, alpha, array_namespace(X).ones_like(X))
+
+
+def Hyperbolic_tangent(X: Matrix) -> Matrix:
+    return array_namespace(X).tanh(X)
+
+
+def Hyperbolic_tangent_gradient(X: Matrix) -> Matrix:
+    """1 − tanh²(X)."""
+    Y = array_namespace(X).tanh(X)
+    return 1 - Y * Y
+
+
+def Sigmoid(X: Matrix) -> Matrix:
+    """σ(X) = 1 / (1 + e^{−X}), computed from E = e^{−|X|} so that nothing overflows."""
+    xp = array_namespace(X)
+    E = xp.exp(-xp.abs(X))
+    return xp.where(X >= 0, 1 / (1 + E), E / (1 + E))
+
+
+def Sigmoid_gradient(X: Matrix) -> Matrix:
+    """σ(X) (1 − σ(X))."""
+    Y = Sigmoid(X)
+    return Y * (1 - Y)
+
+
+def Srelu(al, tl, ar, tr):
+    """X -> tl + al(X − tl) if X ≤ tl; X if tl < X < tr; tr + ar(X − tr) otherwise."""
+
+    def f(X: Matrix) -> Matrix:
+        xp = array_namespace(X)
+        right = xp.where(tr > X, X, tr + ar * (X - tr))
+        return xp.where(tl >= X, tl + al * (X - tl), right)
+
+    return f
+
+
+def Srelu_gradient(al, tl, ar, tr):
+    """X -> al if X ≤ tl; 1 if tl < X < tr; ar otherwise."""
+
+    def f(X: Matrix) -> Matrix:
+        xp = array_namespace(X)
+        ones = xp.ones_like(X)
+        return xp.where(tl >= X, al * ones, xp.where(tr > X, ones, ar * ones))
+
+    return f
+
+
+class ActivationFunction:
+    """f(X) with ``__call__`` and f'(X) with ``gradient``; equal when class and parameters are."""
+
+    def __call__(self, X: Matrix) -> Matrix:
+        raise NotImplementedError
+
+    def gradient(self, X: Matrix) -> Matrix:
+        raise NotImplementedError
+
+    def parameters(self) -> dict[str, float]:
+        return {}
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.parameters() == other.parameters()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, tuple(self.parameters().items())))
+
+    def __repr__(self) -> str:
+        return format_spec(self.spec_name, self.parameters())
+
+
+class ReLUActivation(ActivationFunction):
+    spec_name = "ReLU"
+
+    def __call__(self, X):
+        return Relu(X)
+
+    def gradient(self, X):
+        return Relu_gradient(X)
+
+
+class _AlphaActivation(ActivationFunction):
+    def __init__(self, alpha: float):
+        self.alpha = float(alpha)
+
+    def parameters(self):
+        return {"alpha": self.alpha}
+
+
+class LeakyReLUActivation(_AlphaActivation):
+    """max(X, αX); the usual leaky ReLU only for α ≤ 1 (spec §4)."""
+
+    spec_name = "LeakyReLU"
+
+    def __call__(self, X):
+        return Leaky_relu(self.alpha)(X)
+
+    def gradient(self, X):
+        return Leaky_relu_gradient(self.alpha)(X)
+
+
+class AllReLUActivation(_AlphaActivation):
+    spec_name = "AllReLU"
+
+    def __call__(self, X):
+        return All_relu(self.alpha)(X)
+
+    def gradient(self, X):
+        return All_relu_gradient(self.alpha)(X)
+
+
+class HyperbolicTangentActivation(ActivationFunction):
+    spec_name = "HyperbolicTangent"
+
+    def __call__(self, X):
+        return Hyperbolic_tangent(X)
+
+    def gradient(self, X):
+        return Hyperbolic_tangent_gradient(X)
+
+
+class SigmoidActivation(ActivationFunction):
+    spec_name = "Sigmoid"
+
+    def __call__(self, X):
+        return Sigmoid(X)
+
+    def gradient(self, X):
+        return Sigmoid_gradient(X)
+
+
+class SReLUActivation(ActivationFunction):
+    """SReLU with the trainable vector x = [al, tl, ar, tr] and its gradient Dx (both (4,))."""
+
+    spec_name = "SReLU"
+
+    def __init__(self, al=0.0, tl=0.0, ar=0.0, tr=1.0, device=None):
+        d = as_device(device)
+        self.x = d.asarray([float(al), float(tl), float(ar), float(tr)])
+        self.Dx = d.zeros((4,))
+
+    def to_device(self, device) -> None:
+        """Move x and Dx to ``device`` (and its dtype), keeping their values."""
+        d = as_device(device)
+        self.x = d.asarray(to_numpy(self.x))
+        self.Dx = d.asarray(to_numpy(self.Dx))
+
+    def _parameters(self):
+        x = self.x
+        return x[0], x[1], x[2], x[3]
+
+    def __call__(self, X):
+        return Srelu(*self._parameters())(X)
+
+    def gradient(self, X):
+        return Srelu_gradient(*self._parameters())(X)
+
+    def parameters(self):
+        al, tl, ar, tr = (float(v) for v in to_numpy(self.x))
+        return {"al": al, "tl": tl, "ar": ar, "tr": tr}
+
+
+ACTIVATION_PARAMETERS = {
+    "ReLU": (),
+    "Sigmoid": (),
+    "HyperbolicTangent": (),
+    "LeakyReLU": (Param("alpha"),),
+    "AllReLU": (Param("alpha"),),
+    "SReLU": (Param("al", 0.0), Param("tl", 0.0), Param("ar", 0.0), Param("tr", 1.0)),
+}
+
+_ACTIVATION_CLASSES = {
+    "ReLU": ReLUActivation,
+    "Sigmoid": SigmoidActivation,
+    "HyperbolicTangent": HyperbolicTangentActivation,
+    "LeakyReLU": LeakyReLUActivation,
+    "AllReLU": AllReLUActivation,
+    "SReLU": SReLUActivation,
+}
+
+
+def make_activation(name: str, values: dict, device=None) -> ActivationFunction:
+    """The activation for a parsed spec (name, parameter values)."""
+    if name == "SReLU":
+        return SReLUActivation(**values, device=device)
+    return _ACTIVATION_CLASSES[name](**values)
+
+
+def parse_activation(text: str, device=None) -> ActivationFunction:
+    """The activation for a spec string such as ``ReLU`` or ``SReLU(al=0.1)`` (spec §4, §11)."""
+    name, values = parse_spec(text, "activation", ACTIVATION_PARAMETERS)
+    return make_activation(name, values, device)

@@ -1,0 +1,154 @@
+"""Devices: which array namespace, which device and which float dtype a run uses (spec §1.3).
+
+A Device only allocates and moves arrays between the host and itself; math functions take their
+namespace from their arguments. Backends: ``cpu`` (NumPy through array-api-compat) and ``strict``
+(array-api-strict on its second device, for tests). CUDA (CuPy) plugs in at ``_select_cuda``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+DTYPE_NAMES = ("float32", "float64")
+
+
+class DeviceError(RuntimeError):
+    """A requested device cannot be used; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where a run's arrays live: ``name`` (cpu, cuda:0, strict), the namespace ``xp``, the
+    ``device`` object passed as ``device=`` to it, and the float ``dtype`` of the run."""
+
+    name: str
+    xp: Any = field(repr=False)
+    device: Any = field(repr=False)
+    dtype: Any = field(repr=False)
+    backend: str = "numpy"
+
+    @property
+    def dtype_name(self) -> str:
+        return "float64" if self.dtype == self.xp.float64 else "float32"
+
+    @property
+    def int_dtype(self):
+        """The dtype of class labels on the device (spec §1.2)."""
+        return self.xp.int64
+
+    def zeros(self, shape) -> Any:
+        return self.xp.zeros(shape, dtype=self.dtype, device=self.device)
+
+    def ones(self, shape) -> Any:
+        return self.xp.ones(shape, dtype=self.dtype, device=self.device)
+
+    def asarray(self, host, dtype=None) -> Any:
+        """Copy a host array (or nested list) to the device, as ``dtype`` (default: the run's)."""
+        dtype = self.dtype if dtype is None else dtype
+        host = np.asarray(host)
+        return self.xp.asarray(host.astype(_numpy_dtype(dtype), copy=False), device=self.device)
+
+    def to_host(self, x) -> np.ndarray:
+        return to_numpy(x)
+
+    def synchronize(self) -> None:
+        """Wait until queued work on the device is done (a no-op on the CPU)."""
+
+    def describe(self) -> str:
+        """The device part of the CLI's device line, e.g. ``cpu (numpy)``."""
+        return f"{self.name} ({self.backend})"
+
+
+def _numpy_dtype(dtype) -> np.dtype:
+    """The NumPy dtype with the same name as a dtype of any namespace (float32, int64, ...)."""
+    try:
+        return np.dtype(dtype)
+    except TypeError:  # array_api_strict dtypes print as "array_api_strict.float32"
+        return np.dtype(str(dtype).rsplit(".", 1)[-1])
+
+
+def assign_from_host(A, host) -> None:
+    """A[...] = host values, cast to A's dtype and copied to A's device in one transfer."""
+    from array_api_compat import array_namespace
+    from array_api_compat import device as array_device
+
+    values = np.asarray(host).astype(_numpy_dtype(A.dtype), copy=False)
+    A[...] = array_namespace(A).asarray(values, device=array_device(A))
+
+
+def to_numpy(x) -> np.ndarray:
+    """A host NumPy copy (or view) of a device array, scalar or 0-d array."""
+    if isinstance(x, np.ndarray | np.generic | int | float | bool):
+        return np.asarray(x)
+    if hasattr(x, "get") and type(x).__module__.startswith("cupy"):
+        return x.get()
+    return np.from_dlpack(x)
+
+
+def _check_dtype(dtype: str) -> str:
+    if dtype not in DTYPE_NAMES:
+        raise DeviceError(f'unknown dtype "{dtype}"; expected float32 or float64')
+    return dtype
+
+
+def _select_cpu(dtype: str) -> Device:
+    import array_api_compat.numpy as xp
+
+    return Device("cpu", xp, "cpu", getattr(xp, dtype), "numpy")
+
+
+def _select_strict(dtype: str) -> Device:
+    try:
+        import array_api_strict as xp
+    except ImportError as error:
+        raise DeviceError("device strict needs the array-api-strict package") from error
+    return Device("strict", xp, xp.Device("device1"), getattr(xp, dtype), "array_api_strict")
+
+
+def _select_cuda(name: str, dtype: str) -> Device:
+    raise DeviceError(f"device {name}: the CUDA backend is not available in this version")
+
+
+def select_device(name: str = "auto", dtype: str = "float32") -> Device:
+    """The Device for ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``strict`` with float ``dtype``."""
+    _check_dtype(dtype)
+    if name == "cpu":
+        return _select_cpu(dtype)
+    if name == "strict":
+        return _select_strict(dtype)
+    if name == "auto":
+        try:
+            return _select_cuda("cuda:0", dtype)
+        except DeviceError:
+            return _select_cpu(dtype)
+    if name == "cuda" or name.startswith("cuda:"):
+        return _select_cuda(name, dtype)
+    raise DeviceError(f'unknown device "{name}"; expected auto, cpu, cuda or cuda:N')
+
+
+_default_device: Device | None = None
+
+
+def default_device() -> Device:
+    """The device for ``device=None``: CPU/float32 unless ``set_default_device`` was called."""
+    global _default_device
+    if _default_device is None:
+        _default_device = _select_cpu("float32")
+    return _default_device
+
+
+def set_default_device(device: Device | str) -> None:
+    global _default_device
+    _default_device = as_device(device)
+
+
+def as_device(device: Device | str | None) -> Device:
+    """``device`` itself, the default device for None, or ``select_device(device)`` for a name."""
+    if device is None:
+        return default_device()
+    if isinstance(device, str):
+        return select_device(device)
+    return device

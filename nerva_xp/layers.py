@@ -1,0 +1,264 @@
+"""Layers (spec §6), in row layout: X (N, D) -> Y (N, K), W (K, D), b (K,).
+
+Parameters and gradients are allocated once and written in place with ``A[...] = value``, so
+optimizers built from them keep seeing the arrays the layer reads (spec §1.5). ``backpropagate``
+stores gradients (DW, Db, DX, ...) in attributes and returns nothing.
+"""
+
+from __future__ import annotations
+
+from nerva_xp.activation_functions import (  # noqa: F401 (parse_activation: re-export)
+    ACTIVATION_PARAMETERS,
+    ActivationFunction,
+    SReLUActivation,
+    make_activation,
+    parse_activation,
+)
+from nerva_xp.device import as_device
+from nerva_xp.fused import batch_norm_backward, srelu_parameter_gradient
+from nerva_xp.matrix_operations import (  # noqa: F401 (nerva-torch users import these from here)
+    Matrix,
+    column_repeat,
+    columns_mean,
+    columns_sum,
+    diag,
+    elements_sum,
+    exp,
+    hadamard,
+    identity,
+    inv_sqrt,
+    ones,
+    row_repeat,
+    rows_sum,
+    vector_size,
+    zeros,
+)
+from nerva_xp.optimizers import CompositeOptimizer, Optimizer, parse_optimizer
+from nerva_xp.softmax_functions import (  # noqa: F401 (log_softmax, softmax: re-exports)
+    log_softmax,
+    softmax,
+    stable_log_softmax,
+    stable_softmax,
+)
+from nerva_xp.spec_strings import SpecError, parse_spec
+from nerva_xp.weight_initializers import set_layer_weights
+
+
+class Layer:
+    """Base class: ``X`` (the last input), ``DX`` and an optional ``optimizer``."""
+
+    def __init__(self):
+        self.X: Matrix | None = None
+        self.DX: Matrix | None = None
+        self.optimizer: Optimizer | None = None
+
+    def feedforward(self, X: Matrix) -> Matrix:
+        raise NotImplementedError
+
+    def backpropagate(self, Y: Matrix, DY: Matrix) -> None:
+        raise NotImplementedError
+
+    def optimize(self, eta: float) -> None:
+        if self.optimizer is not None:
+            self.optimizer.update(eta)
+
+    def parameter_pairs(self) -> list[tuple[Matrix, Matrix]]:
+        """The (parameter, gradient) pairs an optimizer updates, in spec order."""
+        return []
+
+    def set_optimizer(self, text: str) -> None:
+        """Install a CompositeOptimizer over the (parameter, gradient) pairs, each by ``text``."""
+        make = parse_optimizer(text)
+        self.optimizer = CompositeOptimizer([make(x, Dx) for x, Dx in self.parameter_pairs()])
+
+
+class LinearLayer(Layer):
+    """Y = X W^T + b.  X (N, D) -> Y (N, K)."""
+
+    def __init__(self, D: int, K: int, device=None):
+        super().__init__()
+        d = as_device(device)
+        self.W = d.zeros((K, D))
+        self.DW = d.zeros((K, D))
+        self.b = d.zeros((K,))
+        self.Db = d.zeros((K,))
+
+    def input_size(self) -> int:
+        return self.W.shape[1]
+
+    def output_size(self) -> int:
+        return self.W.shape[0]
+
+    def parameter_pairs(self):
+        return [(self.W, self.DW), (self.b, self.Db)]
+
+    def set_weights(self, text: str, rng=None) -> None:
+        """Set W by the initializer spec ``text`` (spec §8) and b to zero."""
+        set_layer_weights(self, text, rng=rng)
+
+    def _linear(self, X: Matrix) -> Matrix:
+        self.X = X
+        return X @ self.W.T + self.b
+
+    def _linear_backward(self, DZ: Matrix, skip_DX: bool = False) -> None:
+        """DW = DZ^T X, Db = columns_sum(DZ), DX = DZ W."""
+        X, W = self.X, self.W
+        self.DW[...] = DZ.T @ X
+        self.Db[...] = columns_sum(DZ)
+        self.DX = None if skip_DX else DZ @ W
+
+    def feedforward(self, X: Matrix) -> Matrix:
+        return self._linear(X)
+
+    def backpropagate(self, Y: Matrix, DY: Matrix, skip_DX: bool = False) -> None:
+        self._linear_backward(DY, skip_DX)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(D={self.input_size()}, K={self.output_size()})"
+
+
+class ActivationLayer(LinearLayer):
+    """Z = X W^T + b, Y = act(Z).  Backward: DZ = DY ⊙ act'(Z), then the linear backward."""
+
+    def __init__(self, D: int, K: int, act: ActivationFunction, device=None):
+        super().__init__(D, K, device=device)
+        self.act = act
+        self.Z: Matrix | None = None
+
+    def feedforward(self, X: Matrix) -> Matrix:
+        self.Z = self._linear(X)
+        return self.act(self.Z)
+
+    def backpropagate(self, Y: Matrix, DY: Matrix, skip_DX: bool = False) -> None:
+        DZ = DY * self.act.gradient(self.Z)
+        self._linear_backward(DZ, skip_DX)
+
+    def __repr__(self) -> str:
+        return f"ActivationLayer(D={self.input_size()}, K={self.output_size()}, act={self.act!r})"
+
+
+class SReLULayer(ActivationLayer):
+    """An ActivationLayer with SReLU, whose parameters x = [al, tl, ar, tr] are trained too.
+
+    A_l = (Z − tl) ⊙ [Z ≤ tl], T_l = (1 − al) [Z ≤ tl], A_r = (Z − tr) ⊙ [Z > tl, Z ≥ tr],
+    T_r = (1 − ar) [Z > tl, Z ≥ tr]; Dx = (Σ DY ⊙ A_l, Σ DY ⊙ T_l, Σ DY ⊙ A_r, Σ DY ⊙ T_r).
+    """
+
+    def __init__(self, D: int, K: int, act: SReLUActivation | None = None, device=None):
+        act = SReLUActivation(device=device) if act is None else act
+        act.to_device(device)
+        super().__init__(D, K, act, device=device)
+
+    def parameter_pairs(self):
+        return [(self.W, self.DW), (self.b, self.Db), (self.act.x, self.act.Dx)]
+
+    def backpropagate(self, Y: Matrix, DY: Matrix, skip_DX: bool = False) -> None:
+        super().backpropagate(Y, DY, skip_DX)
+        self.act.Dx[...] = srelu_parameter_gradient(self.Z, DY, self.act.x)
+
+
+class SoftmaxLayer(LinearLayer):
+    """Z = X W^T + b, Y = stable_softmax(Z).  DZ = Y ⊙ (DY − rows_sum(DY ⊙ Y)[:, None])."""
+
+    def feedforward(self, X: Matrix) -> Matrix:
+        return stable_softmax(self._linear(X))
+
+    def backpropagate(self, Y: Matrix, DY: Matrix, skip_DX: bool = False) -> None:
+        DZ = Y * (DY - rows_sum(DY * Y)[:, None])
+        self._linear_backward(DZ, skip_DX)
+
+
+class LogSoftmaxLayer(LinearLayer):
+    """Z = X W^T + b, Y = stable_log_softmax(Z).  DZ = DY − exp(Y) ⊙ rows_sum(DY)[:, None]."""
+
+    def feedforward(self, X: Matrix) -> Matrix:
+        return stable_log_softmax(self._linear(X))
+
+    def backpropagate(self, Y: Matrix, DY: Matrix, skip_DX: bool = False) -> None:
+        DZ = DY - exp(Y) * rows_sum(DY)[:, None]
+        self._linear_backward(DZ, skip_DX)
+
+
+class BatchNormalizationLayer(Layer):
+    """Batch statistics in every feedforward (no running statistics, no train/eval mode).
+
+    R = X − columns_mean(X); Sigma = columns_mean(R ⊙ R); inv_sqrt_Sigma = 1/sqrt(Sigma + ε);
+    Z = R ⊙ inv_sqrt_Sigma; Y = gamma ⊙ Z + beta.
+    """
+
+    def __init__(self, D: int, device=None):
+        super().__init__()
+        d = as_device(device)
+        self.gamma = d.ones((D,))
+        self.Dgamma = d.zeros((D,))
+        self.beta = d.zeros((D,))
+        self.Dbeta = d.zeros((D,))
+        self.inv_sqrt_Sigma = d.zeros((D,))
+        self.Z: Matrix | None = None
+
+    def input_size(self) -> int:
+        return self.gamma.shape[0]
+
+    def output_size(self) -> int:
+        return self.gamma.shape[0]
+
+    def parameter_pairs(self):
+        return [(self.beta, self.Dbeta), (self.gamma, self.Dgamma)]
+
+    def feedforward(self, X: Matrix) -> Matrix:
+        self.X = X
+        R = X - columns_mean(X)
+        Sigma = columns_mean(R * R)
+        self.inv_sqrt_Sigma[...] = inv_sqrt(Sigma)
+        self.Z = R * self.inv_sqrt_Sigma
+        return self.gamma * self.Z + self.beta
+
+    def backpropagate(self, Y: Matrix, DY: Matrix, skip_DX: bool = False) -> None:
+        """DZ = gamma ⊙ DY; Dbeta = columns_sum(DY); Dgamma = columns_sum(DY ⊙ Z);
+        DX = (inv_sqrt_Sigma / N) ⊙ (N·DZ − columns_sum(DZ) − Z ⊙ columns_sum(Z ⊙ DZ))."""
+        Z = self.Z
+        self.Dbeta[...] = columns_sum(DY)
+        self.Dgamma[...] = columns_sum(DY * Z)
+        self.DX = None if skip_DX else batch_norm_backward(Z, DY, self.gamma, self.inv_sqrt_Sigma)
+
+    def __repr__(self) -> str:
+        return f"BatchNormalizationLayer(D={self.input_size()})"
+
+
+LAYER_PARAMETERS = {
+    "Linear": (),
+    "ReLU": (),
+    "Sigmoid": (),
+    "HyperbolicTangent": (),
+    "Softmax": (),
+    "LogSoftmax": (),
+    "AllReLU": ACTIVATION_PARAMETERS["AllReLU"],
+    "LeakyReLU": ACTIVATION_PARAMETERS["LeakyReLU"],
+    "SReLU": ACTIVATION_PARAMETERS["SReLU"],
+    "BatchNormalization": (),
+}
+
+_PLAIN_LAYERS = {"Linear": LinearLayer, "Softmax": SoftmaxLayer, "LogSoftmax": LogSoftmaxLayer}
+
+
+def parse_layer(text: str) -> tuple[str, dict]:
+    """(name, parameter values) of a layer spec such as ``LeakyReLU(0.1)``."""
+    return parse_spec(text, "layer", LAYER_PARAMETERS)
+
+
+def parse_linear_layer(
+    text: str, D: int, K: int, optimizer: str, weight_initializer: str, device=None, rng=None
+) -> LinearLayer:
+    """A linear-type layer D -> K for ``text``, with its optimizer and initial weights."""
+    name, values = parse_layer(text)
+    if name == "BatchNormalization":
+        raise SpecError(f'invalid layer "{text.strip()}": not a linear-type layer')
+    if name in _PLAIN_LAYERS:
+        layer = _PLAIN_LAYERS[name](D, K, device=device)
+    elif name == "SReLU":
+        layer = SReLULayer(D, K, make_activation(name, values, device), device=device)
+    else:
+        layer = ActivationLayer(D, K, make_activation(name, values, device), device=device)
+    layer.set_optimizer(optimizer)
+    layer.set_weights(weight_initializer, rng=rng)
+    return layer

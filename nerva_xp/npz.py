@@ -1,0 +1,114 @@
+"""The one place NPZ files are read and written (spec §15). Never ``allow_pickle=True``.
+
+Reading validates the container and every member inside one guarded block, because NpzFile is lazy;
+each failure becomes one line ``cannot read <kind> file "<path>": <reason>``. Writing goes to a
+temporary file in the target folder, then ``os.replace``: a file is either complete or untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import zipfile
+import zlib
+
+import numpy as np
+
+from nerva_xp.device import to_numpy
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+class DataError(RuntimeError):
+    """A data file that cannot be used: the message names the file and what is wrong."""
+
+
+def _read_magic(path: str, fail) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read(6)
+    except FileNotFoundError:
+        fail("not found")
+    except IsADirectoryError:
+        fail("is a directory")
+    except OSError as error:
+        fail(error.strerror or str(error))
+    raise AssertionError("unreachable")
+
+
+def _read_member(data, key: str, fail) -> np.ndarray:
+    try:
+        return data[key]
+    except ValueError as error:
+        if "pickle" in str(error):
+            fail(f'key "{key}" holds an object array; nerva-xp never unpickles')
+        fail(f'member "{key}" is corrupt ({error})')
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, MemoryError) as error:
+        fail(f'member "{key}" is corrupt ({type(error).__name__}: {error})')
+    raise AssertionError("unreachable")
+
+
+def load_dict_from_npz(filename, required=(), kind: str = "npz") -> dict[str, np.ndarray]:
+    """All arrays of an NPZ file, as host NumPy arrays in file order.
+
+    Args:
+        filename: the file to read.
+        required: keys that must be present.
+        kind: the word used in error messages (``dataset``, ``weights``, ...).
+    """
+    path = os.fspath(filename)
+
+    def fail(reason: str):
+        raise DataError(f'cannot read {kind} file "{path}": {reason}')
+
+    if os.path.isdir(path):
+        fail("is a directory")
+    magic = _read_magic(path, fail)
+    if magic.startswith(_NPY_MAGIC):
+        fail("a .npy file was given; expected an NPZ archive")
+    if not magic.startswith(_ZIP_MAGICS):
+        fail("not an NPZ (zip) archive")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            keys = list(data.files)
+            for key in required:
+                if key not in keys:
+                    fail(f'required key "{key}" is missing')
+            return {key: _read_member(data, key, fail) for key in keys}
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
+        fail(f"not a readable NPZ archive ({type(error).__name__}: {error})")
+    raise AssertionError("unreachable")
+
+
+def _file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def npz_path(filename) -> str:
+    """The path NumPy would write for ``filename``: ``.npz`` appended when missing."""
+    path = os.fspath(filename)
+    return path if path.endswith(".npz") else path + ".npz"
+
+
+def save_dict_to_npz(filename, data: dict) -> str:
+    """Write host or device arrays to ``filename`` atomically; returns the real path."""
+    path = npz_path(filename)
+    arrays = {key: to_numpy(value) for key, value in data.items()}
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=".nerva-xp-", suffix=".npz.tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez_compressed(file, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, _file_mode())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return path

@@ -1,0 +1,129 @@
+"""Optimizers (spec §9): each holds a parameter x and its gradient Dx and updates x in place.
+
+``update(eta)`` writes into the arrays it was built from, so the layer sees the new values
+(spec §1.5). Momentum and Nesterov keep Δ (``delta_x``), zero when the optimizer is created.
+"""
+
+from __future__ import annotations
+
+from array_api_compat import array_namespace
+
+from nerva_xp.matrix_operations import Matrix
+from nerva_xp.spec_strings import Param, format_spec, parse_spec
+
+
+class Optimizer:
+    """Updates its parameter(s) with ``update(eta)``, eta a Python float."""
+
+    def update(self, eta: float) -> None:
+        raise NotImplementedError
+
+    def buffers(self) -> dict[str, Matrix]:
+        """The optimizer's state arrays by name (for checkpoints)."""
+        return {}
+
+
+class GradientDescentOptimizer(Optimizer):
+    """x ← x − η·Dx."""
+
+    def __init__(self, x: Matrix, Dx: Matrix):
+        self.x = x
+        self.Dx = Dx
+
+    def update(self, eta: float) -> None:
+        self.x -= float(eta) * self.Dx
+
+    def __repr__(self) -> str:
+        return "GradientDescent()"
+
+
+class MomentumOptimizer(GradientDescentOptimizer):
+    """Δ ← μΔ − η·Dx; x ← x + Δ."""
+
+    def __init__(self, x: Matrix, Dx: Matrix, mu: float):
+        super().__init__(x, Dx)
+        self.mu = float(mu)
+        self.delta_x = array_namespace(x).zeros_like(x)
+
+    def _step_delta(self, eta: float) -> None:
+        """Δ ← μΔ − η·Dx, in place."""
+        self.delta_x *= self.mu
+        self.delta_x -= float(eta) * self.Dx
+
+    def update(self, eta: float) -> None:
+        self._step_delta(eta)
+        self.x += self.delta_x
+
+    def buffers(self) -> dict[str, Matrix]:
+        return {"delta_x": self.delta_x}
+
+    def __repr__(self) -> str:
+        return format_spec("Momentum", {"mu": self.mu})
+
+
+class NesterovOptimizer(MomentumOptimizer):
+    """Δ ← μΔ − η·Dx; x ← x + μΔ − η·Dx (with the new Δ)."""
+
+    def update(self, eta: float) -> None:
+        self._step_delta(eta)
+        self.x += self.mu * self.delta_x - float(eta) * self.Dx
+
+    def __repr__(self) -> str:
+        return format_spec("Nesterov", {"mu": self.mu})
+
+
+class CompositeOptimizer(Optimizer):
+    """Calls each member's ``update(eta)`` in list order."""
+
+    def __init__(self, optimizers: list[Optimizer]):
+        self.optimizers = list(optimizers)
+
+    def update(self, eta: float) -> None:
+        for optimizer in self.optimizers:
+            optimizer.update(eta)
+
+    def __repr__(self) -> str:
+        return f"CompositeOptimizer([{', '.join(repr(o) for o in self.optimizers)}])"
+
+
+OPTIMIZER_PARAMETERS = {
+    "GradientDescent": (),
+    "Momentum": (Param("mu"),),
+    "Nesterov": (Param("mu"),),
+}
+
+_OPTIMIZER_CLASSES = {
+    "GradientDescent": GradientDescentOptimizer,
+    "Momentum": MomentumOptimizer,
+    "Nesterov": NesterovOptimizer,
+}
+
+
+class OptimizerFactory:
+    """``factory(x, Dx)`` builds the optimizer of a parsed spec; its repr is that spec."""
+
+    def __init__(self, name: str, values: dict):
+        self.name = name
+        self.values = dict(values)
+
+    def __call__(self, x: Matrix, Dx: Matrix) -> Optimizer:
+        return _OPTIMIZER_CLASSES[self.name](x, Dx, **self.values)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, OptimizerFactory) and (self.name, self.values) == (
+            other.name,
+            other.values,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.name, tuple(self.values.items())))
+
+    def __repr__(self) -> str:
+        spec = format_spec(self.name, self.values)
+        return spec if self.values else spec + "()"
+
+
+def parse_optimizer(text: str) -> OptimizerFactory:
+    """A factory ``f(x, Dx) -> Optimizer`` for a spec such as ``Momentum(0.9)``."""
+    name, values = parse_spec(text, "optimizer", OPTIMIZER_PARAMETERS)
+    return OptimizerFactory(name, values)

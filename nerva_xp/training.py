@@ -1,0 +1,283 @@
+"""Training (spec §12, §13): stochastic gradient descent, the statistics and the epoch table.
+
+DY = loss.gradient(Y, T) / N_batch with N_batch the actual size of the batch. A non-finite DY stops
+the run at the end of its epoch: each batch folds ``all(isfinite(DY))`` into a flag on the device,
+which is read once per epoch (NumPy checks every batch and names the first bad one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from array_api_compat import array_namespace
+
+from nerva_xp.datasets import DataLoader, create_npz_dataloaders, to_one_hot
+from nerva_xp.device import as_device, to_numpy
+from nerva_xp.learning_rate import LearningRateScheduler, parse_learning_rate
+from nerva_xp.loss_functions import LossFunction, parse_loss_function
+from nerva_xp.matrix_operations import Matrix
+from nerva_xp.multilayer_perceptron import MultilayerPerceptron, parse_multilayer_perceptron
+from nerva_xp.utilities import StopWatch, pp, resolve_rng, set_numpy_options
+
+RULE = "-" * 80
+
+
+class TrainOptions:
+    debug = False
+    print_statistics = True
+    print_digits = 6
+
+
+class NonFiniteGradientError(RuntimeError):
+    """A loss gradient with NaN or Inf: training stopped (spec §12.2)."""
+
+    def __init__(self, epoch: int, batch: int):
+        super().__init__(
+            f"training: non-finite loss gradient in epoch {epoch} (first at batch {batch})"
+        )
+        self.epoch = epoch
+        self.batch = batch
+
+
+class EpochStatistics(NamedTuple):
+    epoch: int
+    lr: float
+    loss: float
+    train_accuracy: float
+    test_accuracy: float
+    seconds: float
+
+
+def print_epoch_header() -> None:
+    if not TrainOptions.print_statistics:
+        return
+    width = TrainOptions.print_digits + 6
+    names = ["lr", "loss", "train_acc", "test_acc", "time (s)"]
+    print(RULE)
+    print(" | ".join([f"{'epoch':>5}"] + [f"{name:>{width}}" for name in names]))
+    print(RULE)
+
+
+def print_epoch_footer(total_time: float) -> None:
+    if not TrainOptions.print_statistics:
+        return
+    print(RULE)
+    print(f"Total training time: {total_time:.{TrainOptions.print_digits}f} s")
+
+
+def print_epoch_line(epoch, lr, loss, train_accuracy, test_accuracy, elapsed) -> None:
+    """One table row: epoch width 5, the other columns width 12 with ``print_digits`` decimals."""
+    digits = TrainOptions.print_digits
+    values = [lr, loss, train_accuracy, test_accuracy, elapsed]
+    print(" | ".join([f"{epoch:5d}"] + [f"{float(v):{digits + 6}.{digits}f}" for v in values]))
+
+
+def print_batch_debug_info(epoch: int, k: int, M: MultilayerPerceptron, X, Y, DY) -> None:
+    """The ``--debug`` dump of one batch (spec §13.2)."""
+    print(f"epoch: {epoch} batch: {k}")
+    M.info()
+    pp("X", X)
+    pp("Y", Y)
+    pp("DY", DY)
+
+
+def compute_loss(M: MultilayerPerceptron, loader: DataLoader, loss: LossFunction) -> float:
+    """(Σ over the batches of loss(M.feedforward(X), T)) / dataset_size, in file order."""
+    total = None
+    for X, T in loader.in_file_order():
+        value = loss(M.feedforward(X), T)
+        total = value if total is None else total + value
+    return 0.0 if total is None else float(total) / loader.dataset_size
+
+
+def compute_accuracy(M: MultilayerPerceptron, loader: DataLoader) -> float:
+    """The fraction of rows where argmax(Y) = argmax(T), in file order (ties: first maximum)."""
+    correct = None
+    for X, T in loader.in_file_order():
+        Y = M.feedforward(X)
+        xp = array_namespace(Y)
+        hits = xp.sum(xp.astype(xp.argmax(Y, axis=1) == xp.argmax(T, axis=1), xp.int64))
+        correct = hits if correct is None else correct + hits
+    return 0.0 if correct is None else int(correct) / loader.dataset_size
+
+
+def compute_statistics(
+    M, lr, loss, train_loader, test_loader, epoch, elapsed_seconds=0.0
+) -> EpochStatistics:
+    """Training loss, training and test accuracy; prints the table row and returns it.
+
+    With ``TrainOptions.print_statistics`` False only ``epoch {e:3}`` is printed (and the
+    statistics are not computed: they read NaN).
+    """
+    if not TrainOptions.print_statistics:
+        print(f"epoch {epoch:3}")
+        nan = float("nan")
+        return EpochStatistics(epoch, float(lr), nan, nan, nan, float(elapsed_seconds))
+    row = EpochStatistics(
+        epoch,
+        float(lr),
+        compute_loss(M, train_loader, loss),
+        compute_accuracy(M, train_loader),
+        compute_accuracy(M, test_loader),
+        float(elapsed_seconds),
+    )
+    print_epoch_line(*row)
+    return row
+
+
+class _FiniteCheck:
+    """Tracks whether every DY of an epoch was finite, without a host sync per batch on a GPU."""
+
+    def __init__(self, per_batch: bool):
+        self.per_batch = per_batch
+        self.flag = None
+        self.first_bad = None
+
+    def add(self, DY: Matrix, k: int) -> None:
+        xp = array_namespace(DY)
+        finite = xp.all(xp.isfinite(DY))
+        if self.per_batch:
+            if self.first_bad is None and not bool(finite):
+                self.first_bad = k
+        else:
+            self.flag = finite if self.flag is None else xp.logical_and(self.flag, finite)
+
+    def check(self, epoch: int) -> None:
+        if self.per_batch and self.first_bad is not None:
+            raise NonFiniteGradientError(epoch, self.first_bad)
+        if self.flag is not None and not bool(self.flag):
+            raise NonFiniteGradientError(epoch, 0)
+
+
+def _is_host_backend(X: Matrix) -> bool:
+    return array_namespace(X).__name__ in ("array_api_compat.numpy", "numpy")
+
+
+def train_epoch(M, loss, lr: float, batches: Iterable, epoch: int) -> None:
+    """One pass of feedforward, loss gradient, backpropagation and update over ``batches``."""
+    check = None
+    for k, (X, T) in enumerate(batches):
+        if check is None:
+            check = _FiniteCheck(per_batch=_is_host_backend(X))
+        Y = M.feedforward(X)
+        DY = loss.gradient(Y, T) / X.shape[0]
+        check.add(DY, k)
+        if TrainOptions.debug:
+            print_batch_debug_info(epoch, k, M, X, Y, DY)
+        M.backpropagate(Y, DY)
+        M.optimize(lr)
+    if check is not None:
+        check.check(epoch)
+
+
+def stochastic_gradient_descent(
+    M: MultilayerPerceptron,
+    epochs: int,
+    loss: LossFunction,
+    learning_rate: LearningRateScheduler,
+    train_loader: DataLoader,
+    test_loader: DataLoader,
+    on_epoch=None,
+) -> list[EpochStatistics]:
+    """Train M for ``epochs`` epochs, printing the table of spec §13.1; returns its rows.
+
+    Args:
+        on_epoch: optional callback ``f(row)`` after each row (row 0 included).
+    """
+    print_epoch_header()
+    rows = [compute_statistics(M, learning_rate(0), loss, train_loader, test_loader, epoch=0)]
+    if on_epoch is not None:
+        on_epoch(rows[-1])
+    training_time = 0.0
+    for epoch in range(epochs):
+        timer = StopWatch()
+        lr = learning_rate(epoch)
+        train_epoch(M, loss, lr, train_loader, epoch)
+        train_loader.device.synchronize()
+        seconds = timer.seconds()
+        training_time += seconds
+        rows.append(compute_statistics(M, lr, loss, train_loader, test_loader, epoch + 1, seconds))
+        if on_epoch is not None:
+            on_epoch(rows[-1])
+    print_epoch_footer(training_time)
+    return rows
+
+
+def stochastic_gradient_descent_plain(
+    M: MultilayerPerceptron,
+    Xtrain,
+    Ttrain,
+    loss: LossFunction,
+    learning_rate: LearningRateScheduler,
+    epochs: int,
+    batch_size: int,
+    shuffle: bool,
+    rng=None,
+    device=None,
+) -> None:
+    """SGD on raw arrays: ⌊N / batch_size⌋ full batches per epoch (the remainder is dropped)."""
+    d = as_device(device)
+    X_all = d.asarray(to_numpy(Xtrain))
+    T_host = to_numpy(Ttrain)
+    if T_host.ndim == 2:
+        T_all = d.asarray(T_host)
+    else:
+        T_all = to_one_hot(T_host, M.layers[-1].output_size(), device=d)
+    N = X_all.shape[0]
+    K = N // batch_size
+    xp = d.xp
+    for epoch in range(epochs):
+        lr = learning_rate(epoch)
+        order = resolve_rng(rng).permutation(N) if shuffle else None
+        index = None if order is None else d.asarray(order, dtype=d.int_dtype)
+        train_epoch(M, loss, lr, _plain_batches(xp, X_all, T_all, index, K, batch_size), epoch)
+
+
+def _plain_batches(xp, X, T, index, count: int, batch_size: int):
+    for k in range(count):
+        start, stop = k * batch_size, (k + 1) * batch_size
+        if index is None:
+            yield X[start:stop, ...], T[start:stop, ...]
+        else:
+            batch = index[start:stop]
+            yield xp.take(X, batch, axis=0), xp.take(T, batch, axis=0)
+
+
+def train(
+    layer_specifications: list[str],
+    linear_layer_sizes: list[int],
+    linear_layer_optimizers: list[str],
+    linear_layer_weight_initializers: list[str],
+    batch_size: int,
+    epochs: int,
+    loss: str,
+    learning_rate: str,
+    weights_and_bias_file: str | None,
+    dataset_file: str,
+    debug: bool = False,
+    shuffle: bool = False,
+    device=None,
+    rng=None,
+) -> list[EpochStatistics]:
+    """Parse a network, loss and scheduler from spec strings and train it on an NPZ dataset."""
+    TrainOptions.debug = debug
+    set_numpy_options()
+    loss_function = parse_loss_function(loss)
+    scheduler = parse_learning_rate(learning_rate)
+    M = parse_multilayer_perceptron(
+        layer_specifications,
+        linear_layer_sizes,
+        linear_layer_optimizers,
+        linear_layer_weight_initializers,
+        device=device,
+        rng=rng,
+    )
+    if weights_and_bias_file:
+        M.load_weights_and_bias(weights_and_bias_file)
+    train_loader, test_loader = create_npz_dataloaders(
+        dataset_file, batch_size, shuffle=shuffle, rng=rng, device=device
+    )
+    return stochastic_gradient_descent(
+        M, epochs, loss_function, scheduler, train_loader, test_loader
+    )
