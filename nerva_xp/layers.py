@@ -62,9 +62,13 @@ class Layer:
         if self.optimizer is not None:
             self.optimizer.update(eta)
 
+    def named_parameters(self) -> list[tuple[str, Matrix, Matrix]]:
+        """(name, parameter, gradient) for each trained array, in optimizer order."""
+        return []
+
     def parameter_pairs(self) -> list[tuple[Matrix, Matrix]]:
         """The (parameter, gradient) pairs an optimizer updates, in spec order."""
-        return []
+        return [(x, Dx) for _, x, Dx in self.named_parameters()]
 
     def set_optimizer(self, text: str) -> None:
         """Install a CompositeOptimizer over the (parameter, gradient) pairs, each by ``text``."""
@@ -89,8 +93,8 @@ class LinearLayer(Layer):
     def output_size(self) -> int:
         return self.W.shape[0]
 
-    def parameter_pairs(self):
-        return [(self.W, self.DW), (self.b, self.Db)]
+    def named_parameters(self):
+        return [("W", self.W, self.DW), ("b", self.b, self.Db)]
 
     def set_weights(self, text: str, rng=None) -> None:
         """Set W by the initializer spec ``text`` (spec §8) and b to zero."""
@@ -149,8 +153,8 @@ class SReLULayer(ActivationLayer):
         act.to_device(device)
         super().__init__(D, K, act, device=device)
 
-    def parameter_pairs(self):
-        return [(self.W, self.DW), (self.b, self.Db), (self.act.x, self.act.Dx)]
+    def named_parameters(self):
+        return super().named_parameters() + [("srelu", self.act.x, self.act.Dx)]
 
     def backpropagate(self, Y: Matrix, DY: Matrix, skip_DX: bool = False) -> None:
         super().backpropagate(Y, DY, skip_DX)
@@ -202,8 +206,8 @@ class BatchNormalizationLayer(Layer):
     def output_size(self) -> int:
         return self.gamma.shape[0]
 
-    def parameter_pairs(self):
-        return [(self.beta, self.Dbeta), (self.gamma, self.Dgamma)]
+    def named_parameters(self):
+        return [("beta", self.beta, self.Dbeta), ("gamma", self.gamma, self.Dgamma)]
 
     def feedforward(self, X: Matrix) -> Matrix:
         self.X = X
