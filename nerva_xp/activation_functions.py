@@ -12,6 +12,7 @@ from array_api_compat import array_namespace
 from nerva_xp.device import as_device, to_numpy
 from nerva_xp.matrix_operations import Matrix
 from nerva_xp.spec_strings import Param, format_spec, parse_spec
+from nerva_xp.utilities import parse_function_call  # noqa: F401 (nerva-torch re-export)
 
 
 def _mask(condition: Matrix, X: Matrix) -> Matrix:

@@ -16,8 +16,8 @@ from array_api_compat import array_namespace
 
 from nerva_xp.device import Device, as_device, to_numpy
 from nerva_xp.matrix_operations import Matrix
-from nerva_xp.npz import DataError, load_dict_from_npz
-from nerva_xp.utilities import resolve_rng
+from nerva_xp.npz import DataError
+from nerva_xp.utilities import load_dict_from_npz, resolve_rng
 
 DATASET_KEYS = ("Xtrain", "Ttrain", "Xtest", "Ttest")
 
@@ -41,6 +41,11 @@ def to_one_hot(x, num_classes: int, device=None) -> Matrix:
 def from_one_hot(T: Matrix) -> Matrix:
     """The class index of each row: argmax along axis 1."""
     return array_namespace(T).argmax(T, axis=1)
+
+
+def max_(X: Matrix) -> float:
+    """The largest element of X, as a Python number."""
+    return float(array_namespace(X).max(X))
 
 
 def infer_num_classes(Ttrain, Ttest) -> int:
@@ -71,21 +76,26 @@ class DataLoader:
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.rng = rng
-        self.X = d.asarray(to_numpy(Xdata))
+        self.Xdata = d.asarray(to_numpy(Xdata))
         T = to_numpy(Tdata)
         if T.ndim == 2:
             self.num_classes = int(T.shape[1])
-            self.T = d.asarray(T)
+            self.Tdata = d.asarray(T)
         else:
             labels = T.astype(np.int64)
             self.num_classes = int(num_classes) if num_classes else int(labels.max(initial=-1)) + 1
             _check_labels(labels, self.num_classes)
-            self.T = d.asarray(labels, dtype=d.int_dtype)
+            self.Tdata = d.asarray(labels, dtype=d.int_dtype)
             self._classes = d.xp.arange(self.num_classes, dtype=d.int_dtype, device=d.device)
 
     @property
+    def dataset(self) -> Matrix:
+        """The inputs (nerva-torch's name)."""
+        return self.Xdata
+
+    @property
     def dataset_size(self) -> int:
-        return int(self.X.shape[0])
+        return int(self.Xdata.shape[0])
 
     def __len__(self) -> int:
         return math.ceil(self.dataset_size / self.batch_size)
@@ -100,10 +110,10 @@ class DataLoader:
         for start in range(0, N, B):
             stop = min(start + B, N)
             if order is None:
-                X, T = self.X[start:stop, ...], self.T[start:stop, ...]
+                X, T = self.Xdata[start:stop, ...], self.Tdata[start:stop, ...]
             else:
                 index = order[start:stop]
-                X, T = xp.take(self.X, index, axis=0), xp.take(self.T, index, axis=0)
+                X, T = xp.take(self.Xdata, index, axis=0), xp.take(self.Tdata, index, axis=0)
             yield X, self._one_hot(T)
 
     def __iter__(self):

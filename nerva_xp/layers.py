@@ -128,14 +128,15 @@ class ActivationLayer(LinearLayer):
         super().__init__(D, K, device=device)
         self.act = act
         self.Z: Matrix | None = None
+        self.DZ: Matrix | None = None
 
     def feedforward(self, X: Matrix) -> Matrix:
         self.Z = self._linear(X)
         return self.act(self.Z)
 
     def backpropagate(self, Y: Matrix, DY: Matrix, skip_DX: bool = False) -> None:
-        DZ = DY * self.act.gradient(self.Z)
-        self._linear_backward(DZ, skip_DX)
+        self.DZ = DY * self.act.gradient(self.Z)
+        self._linear_backward(self.DZ, skip_DX)
 
     def __repr__(self) -> str:
         return f"ActivationLayer(D={self.input_size()}, K={self.output_size()}, act={self.act!r})"

@@ -7,7 +7,17 @@ and return a 0-d value and a (K,) gradient; Capitalised ones take matrices.
 from __future__ import annotations
 
 from nerva_xp.activation_functions import Sigmoid
-from nerva_xp.matrix_operations import Matrix, dot, elements_sum, log, log_sigmoid, rows_sum
+from nerva_xp.matrix_operations import (  # noqa: F401 (re-exported for nerva-torch users)
+    Matrix,
+    column_repeat,
+    dot,
+    elements_sum,
+    hadamard,
+    log,
+    log_sigmoid,
+    reciprocal,
+    rows_sum,
+)
 from nerva_xp.softmax_functions import log_softmax, softmax, stable_log_softmax, stable_softmax
 from nerva_xp.spec_strings import parse_spec
 

@@ -7,7 +7,6 @@ gamma{j}, beta{j}.
 
 from __future__ import annotations
 
-import numpy as np
 from array_api_compat import array_namespace
 
 from nerva_xp.device import as_device, assign_from_host
@@ -20,7 +19,7 @@ from nerva_xp.layers import (
     parse_linear_layer,
 )
 from nerva_xp.matrix_operations import Matrix
-from nerva_xp.npz import DataError, npz_path, save_dict_to_npz
+from nerva_xp.npz import DataError, check_weight_array, npz_path, save_dict_to_npz
 from nerva_xp.optimizers import parse_optimizer
 from nerva_xp.spec_strings import SpecError
 from nerva_xp.utilities import load_dict_from_npz, pp
@@ -98,42 +97,22 @@ class MultilayerPerceptron:
         """Read a weight file into the existing arrays (cast to the model's dtype).
 
         W{i} and b{i} are required; srelu{i}, gamma{j}, beta{j} are used when present; other keys
-        are ignored. Optimizer state is unchanged.
+        are ignored. Optimizer state is unchanged, and so is every array if the file is bad.
         """
         print(f"Loading weights and bias from {filename}")
         data = load_dict_from_npz(filename, kind="weights")
-        targets = self.weights_dict()
-        for key, target in targets.items():
-            if key not in data:
-                if key[0] in "Wb":
-                    raise DataError(
-                        f'cannot read weights file "{filename}": key "{key}" is missing'
-                    )
-                continue
-            value = _checked_weight(filename, key, data[key], tuple(target.shape))
-            assign_from_host(target, value.reshape(target.shape))
+        updates = []
+        for key, target in self.weights_dict().items():
+            if key in data:
+                value = check_weight_array(filename, key, data[key], tuple(target.shape))
+                updates.append((target, value.reshape(target.shape)))
+            elif key[0] in "Wb":
+                raise DataError(f'cannot read weights file "{filename}": key "{key}" is missing')
+        for target, value in updates:  # all keys are checked before any array changes
+            assign_from_host(target, value)
 
     def __repr__(self) -> str:
         return f"MultilayerPerceptron({self.layers!r})"
-
-
-def _checked_weight(filename, key: str, value: np.ndarray, shape: tuple) -> np.ndarray:
-    def fail(reason: str):
-        raise DataError(f'cannot read weights file "{filename}": key "{key}" {reason}')
-
-    if value.dtype.kind not in "biuf":
-        fail(f"holds {value.dtype} values; expected numbers")
-    allowed = [shape] + ([(1, shape[0])] if key.startswith("b") else [])
-    if value.shape not in allowed:
-        expected = " or ".join(_shape_text(s) for s in allowed)
-        fail(f"has shape {_shape_text(value.shape)}; expected {expected}")
-    if not np.all(np.isfinite(value)):
-        fail("holds NaN or Inf values")
-    return value
-
-
-def _shape_text(shape: tuple) -> str:
-    return "(" + ", ".join(str(n) for n in shape) + (",)" if len(shape) == 1 else ")")
 
 
 def _expand(items: list, count: int, what: str, unit: str) -> list:

@@ -112,3 +112,24 @@ def save_dict_to_npz(filename, data: dict) -> str:
             os.unlink(temporary)
         raise
     return path
+
+
+def check_weight_array(filename, key: str, value: np.ndarray, shape: tuple) -> np.ndarray:
+    """``value`` if it is a finite numeric array of ``shape`` (a bias may also be (1, K))."""
+
+    def fail(reason: str):
+        raise DataError(f'cannot read weights file "{filename}": key "{key}" {reason}')
+
+    if value.dtype.kind not in "biuf":
+        fail(f"holds {value.dtype} values; expected numbers")
+    allowed = [shape] + ([(1, shape[0])] if key.startswith("b") else [])
+    if value.shape not in allowed:
+        expected = " or ".join(_shape_text(s) for s in allowed)
+        fail(f"has shape {_shape_text(value.shape)}; expected {expected}")
+    if not np.all(np.isfinite(value)):
+        fail("holds NaN or Inf values")
+    return value
+
+
+def _shape_text(shape: tuple) -> str:
+    return "(" + ", ".join(str(n) for n in shape) + (",)" if len(shape) == 1 else ")")

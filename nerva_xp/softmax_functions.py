@@ -12,8 +12,14 @@ from array_api_compat import device as array_device
 from nerva_xp.matrix_operations import (  # noqa: F401 (re-exported for nerva-torch users)
     Diag,
     Matrix,
+    column_repeat,
     exp,
+    hadamard,
+    identity,
+    is_row_vector,
     log,
+    reciprocal,
+    row_repeat,
     rows_max,
     rows_sum,
 )

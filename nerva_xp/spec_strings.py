@@ -247,30 +247,52 @@ def _unknown_name(name: str, names: list[str], fail) -> None:
     fail(f'unknown name "{name}"{hint}; expected one of {", ".join(names)}')
 
 
-def parse_spec(
-    text: str, kind: str, table: dict[str, tuple[Param, ...]], aliases: dict[str, str] | None = None
-) -> tuple[str, dict[str, Any]]:
-    """Parse ``text`` against ``table`` (name -> parameters): (canonical name, parameter values)."""
-    item = text.strip() if isinstance(text, str) else str(text)
-
-    def fail(problem: str):
-        raise SpecError(f'invalid {kind} "{item}": {problem}')
-
+def _parse_item(item: str, fail, check_name=None) -> tuple[str, list[_Arg]]:
+    """The name and raw arguments of a whole item; ``check_name(name)`` runs before the args."""
     p = _Parser(item, fail)
-    token = p.peek()
-    if token.kind != "name":
+    if p.peek().kind != "name":
         p.syntax_error("a name")
     name = p.take().text
-    name = (aliases or {}).get(name, name)
-    if name not in table:
-        _unknown_name(name, list(table), fail)
+    if check_name is not None:
+        name = check_name(name)
     args, expected = [], '"(" or end of text'
     if p.peek().text == "(":
         args, expected = _parse_args(p), "end of text"
     if p.peek().kind != "end":
         p.syntax_error(expected)
+    return name, args
+
+
+def _failer(kind: str, item: str):
+    def fail(problem: str):
+        raise SpecError(f'invalid {kind} "{item}": {problem}')
+
+    return fail
+
+
+def parse_spec(
+    text: str, kind: str, table: dict[str, tuple[Param, ...]], aliases: dict[str, str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Parse ``text`` against ``table`` (name -> parameters): (canonical name, parameter values)."""
+    item = text.strip() if isinstance(text, str) else str(text)
+    fail = _failer(kind, item)
+
+    def check_name(name: str) -> str:
+        name = (aliases or {}).get(name, name)
+        if name not in table:
+            _unknown_name(name, list(table), fail)
+        return name
+
+    name, args = _parse_item(item, fail, check_name)
     params = table[name]
     return name, _convert(_bind(args, params, fail), params, fail)
+
+
+def parse_call(text: str, kind: str = "item") -> tuple[str, list[tuple[str | None, str]]]:
+    """The name and the (parameter name or None, value text) arguments of any item."""
+    item = text.strip()
+    name, args = _parse_item(item, _failer(kind, item))
+    return name, [(arg.name, arg.text) for arg in args]
 
 
 def format_value(value: Any) -> str:

@@ -13,7 +13,7 @@ from array_api_compat import array_namespace
 from nerva_xp.device import assign_from_host
 from nerva_xp.matrix_operations import Matrix
 from nerva_xp.spec_strings import Param, format_spec, parse_spec
-from nerva_xp.utilities import resolve_rng
+from nerva_xp.utilities import parse_function_call, resolve_rng  # noqa: F401 (re-export)
 
 
 def set_weights_xavier_normal(W: Matrix, rng=None) -> None:
