@@ -7,7 +7,7 @@ namespace from their arguments. Backends: ``cpu`` (NumPy through array-api-compa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ class Device:
     device: Any = field(repr=False)
     dtype: Any = field(repr=False)
     backend: str = "numpy"
+    note: str | None = None  # why ``auto`` fell back to the CPU, if it did
 
     @property
     def dtype_name(self) -> str:
@@ -59,7 +60,8 @@ class Device:
 
     def describe(self) -> str:
         """The device part of the CLI's device line, e.g. ``cpu (numpy)``."""
-        return f"{self.name} ({self.backend})"
+        note = f"; {self.note}" if self.note else ""
+        return f"{self.name} ({self.backend}{note})"
 
 
 def _numpy_dtype(dtype) -> np.dtype:
@@ -109,7 +111,7 @@ def _select_strict(dtype: str) -> Device:
 
 
 def _select_cuda(name: str, dtype: str) -> Device:
-    raise DeviceError(f"device {name}: the CUDA backend is not available in this version")
+    raise DeviceError("this version of nerva-xp has no CUDA backend yet")
 
 
 def select_device(name: str = "auto", dtype: str = "float32") -> Device:
@@ -122,10 +124,13 @@ def select_device(name: str = "auto", dtype: str = "float32") -> Device:
     if name == "auto":
         try:
             return _select_cuda("cuda:0", dtype)
-        except DeviceError:
-            return _select_cpu(dtype)
+        except DeviceError as error:
+            return replace(_select_cpu(dtype), note=f"cuda unavailable: {error}")
     if name == "cuda" or name.startswith("cuda:"):
-        return _select_cuda(name, dtype)
+        try:
+            return _select_cuda(name, dtype)
+        except DeviceError as error:
+            raise DeviceError(f"{name} is unavailable: {error}") from None
     raise DeviceError(f'unknown device "{name}"; expected auto, cpu, cuda or cuda:N')
 
 

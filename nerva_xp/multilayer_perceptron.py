@@ -138,6 +138,34 @@ def _layer_sizes(sizes: list, count: int) -> list[int]:
     return result
 
 
+def check_network_specs(
+    layer_specifications, linear_layer_sizes, optimizers, linear_layer_weight_initializers
+) -> tuple[list[str], list[int], list[str], list[str]]:
+    """Validate every spec and count of a network (spec §7.3) without building it.
+
+    Returns the layer names, the sizes, one optimizer per layer and one initializer per linear
+    layer; raises SpecError (for counts, the message starts with ``optimizers:``,
+    ``layer weights:`` or ``layer sizes:``).
+    """
+    names = [parse_layer(text)[0] for text in layer_specifications]
+    linear_count = sum(1 for name in names if name != "BatchNormalization")
+    sizes = _layer_sizes(list(linear_layer_sizes), linear_count + 1)
+    optimizers = _expand(
+        list(optimizers), len(names), "optimizers", "one per layer, BatchNormalization included"
+    )
+    initializers = _expand(
+        list(linear_layer_weight_initializers),
+        linear_count,
+        "layer weights",
+        "one per linear layer",
+    )
+    for text in optimizers:
+        parse_optimizer(text)
+    for text in initializers:
+        parse_weight_initializer(text)
+    return names, sizes, optimizers, initializers
+
+
 def parse_multilayer_perceptron(
     layer_specifications: list[str],
     linear_layer_sizes: list[int],
@@ -157,23 +185,9 @@ def parse_multilayer_perceptron(
         rng: the host generator for the initial weights (default: the global one).
     """
     device = as_device(device)
-    names = [parse_layer(text)[0] for text in layer_specifications]
-    linear_count = sum(1 for name in names if name != "BatchNormalization")
-    sizes = _layer_sizes(list(linear_layer_sizes), linear_count + 1)
-    optimizers = _expand(
-        list(optimizers), len(names), "optimizers", "one per layer, BatchNormalization included"
+    names, sizes, optimizers, initializers = check_network_specs(
+        layer_specifications, linear_layer_sizes, optimizers, linear_layer_weight_initializers
     )
-    initializers = _expand(
-        list(linear_layer_weight_initializers),
-        linear_count,
-        "layer weights",
-        "one per linear layer",
-    )
-    for text in optimizers:
-        parse_optimizer(text)
-    for text in initializers:
-        parse_weight_initializer(text)
-
     layers: list[Layer] = []
     D, k = sizes[0], 0
     for text, name, optimizer in zip(layer_specifications, names, optimizers, strict=True):

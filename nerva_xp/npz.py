@@ -7,14 +7,13 @@ temporary file in the target folder, then ``os.replace``: a file is either compl
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import zipfile
 import zlib
 
 import numpy as np
 
+from nerva_xp.atomic_files import write_atomically
 from nerva_xp.device import to_numpy
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -82,12 +81,6 @@ def load_dict_from_npz(filename, required=(), kind: str = "npz") -> dict[str, np
     raise AssertionError("unreachable")
 
 
-def _file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def npz_path(filename) -> str:
     """The path NumPy would write for ``filename``: ``.npz`` appended when missing."""
     path = os.fspath(filename)
@@ -96,22 +89,8 @@ def npz_path(filename) -> str:
 
 def save_dict_to_npz(filename, data: dict) -> str:
     """Write host or device arrays to ``filename`` atomically; returns the real path."""
-    path = npz_path(filename)
     arrays = {key: to_numpy(value) for key, value in data.items()}
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".nerva-xp-", suffix=".npz.tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez_compressed(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, _file_mode())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    return path
+    return write_atomically(npz_path(filename), lambda file: np.savez_compressed(file, **arrays))
 
 
 def check_weight_array(filename, key: str, value: np.ndarray, shape: tuple) -> np.ndarray:

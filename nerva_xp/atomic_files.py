@@ -1,0 +1,39 @@
+"""Atomic file writing: a temporary file in the target folder, then ``os.replace``.
+
+A reader sees either the complete new file or the old one; a failed or interrupted write removes the
+temporary file and leaves any existing file untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from typing import IO
+
+
+def _file_mode() -> int:
+    """0o666 minus the process umask: the mode ``open`` would give a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_atomically(path, write: Callable[[IO[bytes]], None]) -> str:
+    """Call ``write(file)`` on a temporary binary file, then move it to ``path``; returns path."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=".nerva-xp-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, _file_mode())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return path
