@@ -7,6 +7,9 @@ canonical spec string and ``parse_activation`` reads it back.
 
 from __future__ import annotations
 
+import math
+import struct
+
 from array_api_compat import array_namespace
 
 from nerva_xp.device import as_device, to_numpy
@@ -208,13 +211,26 @@ class SReLUActivation(ActivationFunction):
         return {"al": al, "tl": tl, "ar": ar, "tr": tr}
 
 
+def _fits_float32(value: float, _values=None) -> bool:
+    """Whether ``value`` rounds to a finite float32."""
+    try:
+        return math.isfinite(struct.unpack("f", struct.pack("f", value))[0])
+    except OverflowError:
+        return False
+
+
+_IN_FLOAT32 = (_fits_float32, "a number within ±3.4e38 (float32)")
+
 ACTIVATION_PARAMETERS = {
     "ReLU": (),
     "Sigmoid": (),
     "HyperbolicTangent": (),
     "LeakyReLU": (Param("alpha"),),
     "AllReLU": (Param("alpha"),),
-    "SReLU": (Param("al", 0.0), Param("tl", 0.0), Param("ar", 0.0), Param("tr", 1.0)),
+    "SReLU": tuple(
+        Param(name, default, check=_IN_FLOAT32)
+        for name, default in (("al", 0.0), ("tl", 0.0), ("ar", 0.0), ("tr", 1.0))
+    ),
 }
 
 _ACTIVATION_CLASSES = {

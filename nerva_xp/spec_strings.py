@@ -263,9 +263,14 @@ def _parse_item(item: str, fail, check_name=None) -> tuple[str, list[_Arg]]:
     return name, args
 
 
+def _one_line(text: str) -> str:
+    """``text`` with line breaks and tabs escaped, so that a message stays on one line."""
+    return text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+
+
 def _failer(kind: str, item: str):
     def fail(problem: str):
-        raise SpecError(f'invalid {kind} "{item}": {problem}')
+        raise SpecError(f'invalid {kind} "{_one_line(item)}": {problem}')
 
     return fail
 

@@ -72,6 +72,7 @@ def set_bias_normal(b: Matrix, mean: float = 0.0, std: float = 1.0, rng=None) ->
     assign_from_host(b, resolve_rng(rng).normal(mean, std, b.shape))
 
 
+_AT_MOST_B = (lambda a, values: a <= values["b"], "a number <= b")
 _AT_LEAST_A = (lambda b, values: b >= values["a"], "a number >= a")
 _NON_NEGATIVE = (lambda b, _: b >= 0, "a number >= 0")
 
@@ -80,7 +81,7 @@ WEIGHT_INITIALIZER_PARAMETERS = {
     "XavierUniform": (),
     "HeNormal": (),
     "HeUniform": (),
-    "Uniform": (Param("a", 0.0), Param("b", 1.0, check=_AT_LEAST_A)),
+    "Uniform": (Param("a", 0.0, check=_AT_MOST_B), Param("b", 1.0, check=_AT_LEAST_A)),
     "Normal": (Param("a", 0.0), Param("b", 1.0, check=_NON_NEGATIVE)),
     "Zero": (),
 }
