@@ -179,11 +179,13 @@ def stochastic_gradient_descent(
     train_loader: DataLoader,
     test_loader: DataLoader,
     on_epoch=None,
+    progress=None,
 ) -> list[EpochStatistics]:
     """Train M for ``epochs`` epochs, printing the table of spec §13.1; returns its rows.
 
     Args:
         on_epoch: optional callback ``f(row)`` after each row (row 0 included).
+        progress: optional ``f(batches, epoch)`` wrapping each epoch's batches (a progress bar).
     """
     print_epoch_header()
     rows = [compute_statistics(M, learning_rate(0), loss, train_loader, test_loader, epoch=0)]
@@ -193,7 +195,8 @@ def stochastic_gradient_descent(
     for epoch in range(epochs):
         timer = StopWatch()
         lr = learning_rate(epoch)
-        train_epoch(M, loss, lr, train_loader, epoch)
+        batches = train_loader if progress is None else progress(train_loader, epoch)
+        train_epoch(M, loss, lr, batches, epoch)
         train_loader.device.synchronize()
         seconds = timer.seconds()
         training_time += seconds

@@ -1,0 +1,138 @@
+"""The nerva-xp command line (spec §13, §14): ``nerva-xp train | inspect | prepare-data``.
+
+Every user error is one line on stderr, ``nerva-xp: error: <option or file>: <problem>``, with exit
+code 2 for usage errors found before any work starts, 1 for data and run-time errors, 130 on Ctrl-C.
+``--debug`` also prints the traceback behind a message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import traceback
+
+from nerva_xp import __version__
+from nerva_xp.device import DeviceError
+from nerva_xp.npz import DataError
+from nerva_xp.spec_strings import SpecError
+from nerva_xp.training import NonFiniteGradientError
+
+
+class UsageError(Exception):
+    """A bad option found before any work starts (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one-line ``nerva-xp: error: --option: problem`` format."""
+
+    def error(self, message: str):
+        message = re.sub(r"^argument ([^:]*?)(?:/\S+)?: ", r"\1: ", message)
+        raise UsageError(message)
+
+
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f'expected an integer >= {minimum}, got "{text}"')
+        return value
+
+    return parse
+
+
+def _add_train(commands) -> None:
+    from nerva_xp.train_command import run_train
+
+    train = commands.add_parser("train", help="train a multilayer perceptron (Nerva's mlp.py)")
+    add = train.add_argument
+    add("--layers", help='";"-list of layer specs, e.g. "ReLU;ReLU;Linear"')
+    add("--layer-sizes", help='input size, then one output size per linear layer: "64;64;64;10"')
+    add("--layer-weights", default="XavierNormal", help="weight initializers: 1, or 1 per layer")
+    add("--optimizers", default="GradientDescent", help="optimizers: 1, or 1 per layer (BN too)")
+    add("--learning-rate", help='one scheduler, e.g. "Constant(0.01)"')
+    add("--loss", help="SquaredError, CrossEntropy, LogisticCrossEntropy, "
+        "NegativeLogLikelihood or SoftmaxCrossEntropy")  # fmt: skip
+    add("--epochs", type=_int_at_least(0), default=100, help="number of epochs (default 100)")
+    add("--batch-size", type=_int_at_least(1), default=100, help="batch size (default 100)")
+    add("--load-dataset", metavar="FILE", help="dataset NPZ (default: the embedded digits)")
+    add("--load-weights", metavar="FILE", help="weights NPZ loaded after construction")
+    add("--save-weights", metavar="FILE", help="save the weights after training")
+    add("--save-initial-weights", metavar="FILE", help="save the weights before training")
+    add("--save-dataset", metavar="FILE", help="save the dataset as loaded")
+    add("--seed", type=_int_at_least(0), help="random seed (default: drawn from OS entropy)")
+    add("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    add("--dtype", default="float32", choices=["float32", "float64"], help="number type")
+    add("--no-shuffle", action="store_true", help="train in file order")
+    add("--debug", action="store_true", help="per-batch dump; tracebacks behind errors")
+    add("--metrics", metavar="FILE", help="write one JSON line per epoch")
+    add("--plot", metavar="FILE.png", help="plot loss and accuracy curves (needs matplotlib)")
+    train.set_defaults(run=run_train)
+
+
+def _add_inspect(commands) -> None:
+    from nerva_xp.inspect_npz import run_inspect
+
+    inspect = commands.add_parser("inspect", help="list the arrays of an NPZ file")
+    inspect.add_argument("file", metavar="FILE")
+    inspect.add_argument("--shapes-only", action="store_true", help="print only names and shapes")
+    inspect.set_defaults(run=run_inspect)
+
+
+def _add_prepare_data(commands) -> None:
+    prepare = commands.add_parser("prepare-data", help="convert MNIST or CIFAR-10 to NPZ")
+    prepare.add_argument("--dataset", required=True, choices=["mnist", "cifar10", "digits"])
+    prepare.add_argument("--download", action="store_true", help="fetch missing source files")
+    prepare.add_argument("--data-dir", default=".", help="folder of sources and outputs")
+    prepare.set_defaults(run=_run_prepare_data)
+
+
+def _run_prepare_data(args) -> int:
+    from nerva_xp.prepare_data import prepare_data
+
+    prepare_data(args.dataset, args.data_dir, args.download)
+    return 0
+
+
+def build_parser(prog: str = "nerva-xp") -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description="Nerva multilayer perceptrons on NumPy or CuPy.")
+    parser.add_argument("--version", action="version", version=f"nerva-xp {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_train(commands)
+    _add_inspect(commands)
+    _add_prepare_data(commands)
+    return parser
+
+
+def _fail(message: str, code: int, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    print(f"nerva-xp: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None, prog: str = "nerva-xp") -> int:
+    """Run the command line; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        args = build_parser(prog).parse_args(argv)
+        return args.run(args)
+    except (UsageError, SpecError, DeviceError) as error:
+        return _fail(str(error), 2, debug)
+    except (DataError, NonFiniteGradientError) as error:
+        return _fail(str(error), 1, debug)
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        return _fail(f"{where}{error.strerror or error}", 1, debug)
+    except KeyboardInterrupt:
+        print("nerva-xp: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry_point() -> None:
+    """The ``nerva-xp`` console script."""
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""``nerva-xp train`` (spec §13, §14.1, §14.2): options, run order, outputs.
+
+Run order: (1) parse and validate every option, (2) select the device and print the device line,
+(3) load the dataset, (4) build the network (drawing the weights), (5) --load-weights, then
+--save-initial-weights, then --save-dataset, (6) train, (7) --save-weights, --metrics, --plot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass
+
+import numpy as np
+
+from nerva_xp.atomic_files import write_atomically
+from nerva_xp.cli import UsageError
+from nerva_xp.datasets import (
+    DATASET_KEYS,
+    embedded_dataset_path,
+    infer_num_classes,
+    load_npz_dataset,
+    make_dataloaders,
+)
+from nerva_xp.device import DeviceError, select_device
+from nerva_xp.layers import parse_layer
+from nerva_xp.learning_rate import parse_learning_rate
+from nerva_xp.loss_functions import parse_loss_function
+from nerva_xp.multilayer_perceptron import check_network_specs, parse_multilayer_perceptron
+from nerva_xp.npz import DataError, npz_path, save_dict_to_npz
+from nerva_xp.optimizers import parse_optimizer
+from nerva_xp.progress import ProgressBar
+from nerva_xp.spec_strings import SpecError, split_list
+from nerva_xp.training import TrainOptions, stochastic_gradient_descent
+from nerva_xp.utilities import set_numpy_options
+from nerva_xp.weight_initializers import parse_weight_initializer
+
+EMBEDDED_DEFAULTS = {
+    "layers": "ReLU;ReLU;Linear",
+    "layer_sizes": "64;64;64;10",
+    "learning_rate": "Constant(0.1)",
+    "loss": "SoftmaxCrossEntropy",
+}
+
+_COUNT_OPTIONS = {
+    "optimizers:": "--optimizers:",
+    "layer weights:": "--layer-weights:",
+    "layer sizes:": "--layer-sizes:",
+}
+
+
+@dataclass
+class TrainPlan:
+    """The validated options of one run."""
+
+    layers: list[str]
+    sizes: list[int]
+    optimizers: list[str]
+    initializers: list[str]
+    learning_rate: object
+    loss: object
+
+
+@contextlib.contextmanager
+def _option(name: str):
+    """Turn a SpecError raised inside the block into a UsageError naming the option."""
+    try:
+        yield
+    except SpecError as error:
+        raise UsageError(f"{name}: {error}") from None
+
+
+def _list(option: str, text: str, separators: str = ";") -> list[str]:
+    items = split_list(text, separators)
+    for position, item in enumerate(items):
+        if not item:
+            raise UsageError(f"{option}: item {position + 1} of {text!r} is empty")
+    return items
+
+
+def _required(args, name: str) -> str:
+    value = getattr(args, name)
+    if value is not None:
+        return value
+    if args.load_dataset is None:
+        return EMBEDDED_DEFAULTS[name]
+    raise UsageError(f"--{name.replace('_', '-')}: required with --load-dataset")
+
+
+def _check_specs(args) -> TrainPlan:
+    layers = _list("--layers", _required(args, "layers"))
+    sizes_text = _list("--layer-sizes", _required(args, "layer_sizes"), ";,")
+    optimizers = _list("--optimizers", args.optimizers)
+    initializers = _list("--layer-weights", args.layer_weights)
+    with _option("--layers"):
+        for text in layers:
+            parse_layer(text)
+    with _option("--optimizers"):
+        for text in optimizers:
+            parse_optimizer(text)
+    with _option("--layer-weights"):
+        for text in initializers:
+            parse_weight_initializer(text)
+    with _option("--learning-rate"):
+        learning_rate = parse_learning_rate(_required(args, "learning_rate"))
+    with _option("--loss"):
+        loss = parse_loss_function(_required(args, "loss"))
+    try:
+        _, sizes, optimizers, initializers = check_network_specs(
+            layers, sizes_text, optimizers, initializers
+        )
+    except SpecError as error:
+        message = str(error)
+        for prefix, option in _COUNT_OPTIONS.items():
+            message = re.sub(f"^{prefix}", option, message)
+        raise UsageError(message) from None
+    return TrainPlan(layers, sizes, optimizers, initializers, learning_rate, loss)
+
+
+def _outputs(args) -> dict[str, str]:
+    """The files this run writes, by option, with the names they will really have."""
+    outputs = {
+        "--save-weights": args.save_weights,
+        "--save-initial-weights": args.save_initial_weights,
+        "--save-dataset": args.save_dataset,
+    }
+    outputs = {option: npz_path(path) for option, path in outputs.items() if path}
+    outputs.update({o: p for o, p in (("--metrics", args.metrics), ("--plot", args.plot)) if p})
+    return outputs
+
+
+def _check_outputs(args) -> None:
+    inputs = {os.path.realpath(p) for p in (args.load_dataset, args.load_weights) if p}
+    for option, path in _outputs(args).items():
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise UsageError(f'{option}: folder "{folder}" does not exist')
+        if not os.access(folder, os.W_OK):
+            raise UsageError(f'{option}: folder "{folder}" is not writable')
+        if os.path.isdir(path):
+            raise UsageError(f'{option}: "{path}" is a directory; expected a file name')
+        if os.path.realpath(path) in inputs:
+            raise UsageError(f'{option}: "{path}" is an input of this run; it is never overwritten')
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UsageError("--plot: needs matplotlib: pip install 'nerva-xp[plot]'") from None
+
+
+def _load_dataset(args):
+    if args.load_dataset is None:
+        data = load_npz_dataset(embedded_dataset_path())
+        Xtrain, Ttrain, Xtest, _ = data
+        classes = infer_num_classes(data[1], data[3])
+        print(
+            f"Loading embedded dataset digits ({Xtrain.shape[0]} train, {Xtest.shape[0]} test, "
+            f"{Xtrain.shape[1]} features, {classes} classes)"
+        )
+        return data
+    print(f"Loading dataset from file {args.load_dataset}")
+    return load_npz_dataset(args.load_dataset)
+
+
+def _check_widths(args, plan: TrainPlan, data) -> None:
+    where = f'dataset file "{args.load_dataset}"' if args.load_dataset else "embedded dataset"
+    features, classes = data[0].shape[1], infer_num_classes(data[1], data[3])
+    if features != plan.sizes[0]:
+        raise DataError(
+            f"{where}: Xtrain has {features} features but --layer-sizes starts with "
+            f"{plan.sizes[0]}; they must be equal"
+        )
+    if classes != plan.sizes[-1]:
+        raise DataError(
+            f"{where}: the targets have {classes} classes but --layer-sizes ends with "
+            f"{plan.sizes[-1]}; they must be equal"
+        )
+
+
+def _save_dataset(path: str, data, device) -> None:
+    print(f"Saving dataset to {npz_path(path)}")
+    arrays = dict(zip(DATASET_KEYS, data, strict=True))
+    for key in ("Xtrain", "Xtest"):
+        arrays[key] = arrays[key].astype(device.dtype_name)
+    save_dict_to_npz(path, arrays)
+
+
+def _write_metrics(path: str, rows) -> None:
+    lines = [
+        json.dumps(
+            {
+                "epoch": row.epoch,
+                "lr": row.lr,
+                "loss": row.loss,
+                "train_acc": row.train_accuracy,
+                "test_acc": row.test_accuracy,
+                "seconds": row.seconds,
+            }
+        )
+        for row in rows
+    ]
+    text = "".join(line + "\n" for line in lines).encode()
+    write_atomically(path, lambda file: file.write(text))
+
+
+def run_train(args) -> int:
+    """The whole ``train`` command; returns the exit code (errors are raised)."""
+    plan = _check_specs(args)
+    _check_outputs(args)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
+    try:
+        device = select_device(args.device, args.dtype)
+    except DeviceError as error:
+        raise UsageError(f"--device: {error}") from None
+    print(f"Device: {device.describe()}, dtype: {device.dtype_name}, seed: {seed}")
+    TrainOptions.debug = args.debug
+    if args.debug:
+        set_numpy_options()
+    rng = np.random.default_rng(seed)
+    data = _load_dataset(args)
+    _check_widths(args, plan, data)
+    M = parse_multilayer_perceptron(
+        plan.layers, plan.sizes, plan.optimizers, plan.initializers, device=device, rng=rng
+    )
+    if args.load_weights:
+        M.load_weights_and_bias(args.load_weights)
+    if args.save_initial_weights:
+        M.save_weights_and_bias(args.save_initial_weights)
+    if args.save_dataset:
+        _save_dataset(args.save_dataset, data, device)
+    train_loader, test_loader = make_dataloaders(
+        *data, args.batch_size, shuffle=not args.no_shuffle, rng=rng, device=device
+    )
+    rows = stochastic_gradient_descent(
+        M,
+        args.epochs,
+        plan.loss,
+        plan.learning_rate,
+        train_loader,
+        test_loader,
+        progress=ProgressBar(args.epochs),
+    )
+    if args.save_weights:
+        M.save_weights_and_bias(args.save_weights)
+    if args.metrics:
+        _write_metrics(args.metrics, rows)
+    if args.plot:
+        from nerva_xp.plots import plot_training_curves
+
+        plot_training_curves(rows, args.plot)
+    return 0
