@@ -1,0 +1,288 @@
+"""The command line (spec §13, §14), driven through the real console script in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nerva_xp.npz import load_dict_from_npz
+
+ROOT = Path(__file__).resolve().parents[1]
+NERVA_XP = shutil.which("nerva-xp") or ""
+ROW = re.compile(r"^ {0,4}\d+ \| (?: *-?\d+\.\d{6} \| ){4} *\d+\.\d{6}$")
+
+
+def nerva_xp(*args, cwd=None) -> subprocess.CompletedProcess:
+    command = [NERVA_XP] if NERVA_XP else [sys.executable, "-m", "nerva_xp"]
+    return subprocess.run(
+        [*command, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def make_dataset(path: Path, n=60, d=5, k=3, seed=0) -> Path:
+    rng = np.random.default_rng(seed)
+    X = rng.random((n + n // 2, d)).astype(np.float32)
+    T = np.argmax(X[:, :k], axis=1).astype(np.int64)
+    np.savez(path, Xtrain=X[:n], Ttrain=T[:n], Xtest=X[n:], Ttest=T[n:])
+    return path
+
+
+def small_run(dataset, *extra):
+    return nerva_xp(
+        "train", "--layers=ReLU;Linear", "--layer-sizes=5;8;3", "--learning-rate=Constant(0.1)",
+        "--loss=SoftmaxCrossEntropy", "--batch-size=16", f"--load-dataset={dataset}", *extra,
+    )  # fmt: skip
+
+
+def table_rows(stdout: str) -> list[list[str]]:
+    return [line.split(" | ") for line in stdout.splitlines() if ROW.match(line)]
+
+
+def assert_one_line_error(result, code: int, text: str) -> None:
+    assert result.returncode == code, result.stderr
+    assert result.stderr.startswith("nerva-xp: error: ") and text in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return make_dataset(tmp_path / "data.npz")
+
+
+def test_training_output_line_by_line(dataset):
+    result = small_run(dataset, "--epochs=2", "--seed=1234")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(
+        r"Device: cpu \(numpy; cuda unavailable: .+\), dtype: float32, seed: 1234", lines[0]
+    )
+    assert lines[1] == f"Loading dataset from file {dataset}"
+    assert lines[2] == lines[4] == lines[8] == "-" * 80
+    assert (
+        lines[3]
+        == "epoch |           lr |         loss |    train_acc |     test_acc |     time (s)"
+    )
+    assert all(ROW.match(line) and len(line) == 80 for line in lines[5:8])
+    assert [line[:5] for line in lines[5:8]] == ["    0", "    1", "    2"]
+    assert lines[5].endswith("|     0.000000")
+    assert re.fullmatch(r"Total training time: \d+\.\d{6} s", lines[9])
+    assert len(lines) == 10 and result.stderr == ""
+
+
+def test_embedded_default_dataset_and_architecture():
+    result = nerva_xp("train", "--epochs=1", "--seed=3", "--device=cpu")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Device: cpu (numpy), dtype: float32, seed: 3"
+    assert lines[1] == (
+        "Loading embedded dataset digits (1500 train, 297 test, 64 features, 10 classes)"
+    )
+    assert len(table_rows(result.stdout)) == 2
+
+
+def test_same_seed_gives_identical_runs(dataset):
+    first = small_run(dataset, "--epochs=3", "--seed=7", "--optimizers=Momentum(0.9)")
+    second = small_run(dataset, "--epochs=3", "--seed=7", "--optimizers=Momentum(0.9)")
+    other = small_run(dataset, "--epochs=3", "--seed=8", "--optimizers=Momentum(0.9)")
+    assert [row[:5] for row in table_rows(first.stdout)] == [
+        row[:5] for row in table_rows(second.stdout)
+    ]
+    assert table_rows(first.stdout)[1][:5] != table_rows(other.stdout)[1][:5]
+
+
+def test_save_weights_then_load_weights_reproduces_the_outputs(dataset, tmp_path):
+    trained = small_run(dataset, "--epochs=2", "--seed=1", f"--save-weights={tmp_path / 'w'}")
+    assert trained.stdout.splitlines()[-1] == f"Saving weights and bias to {tmp_path / 'w.npz'}"
+    loaded = small_run(dataset, "--epochs=0", "--seed=5", f"--load-weights={tmp_path / 'w.npz'}")
+    assert f"Loading weights and bias from {tmp_path / 'w.npz'}" in loaded.stdout
+    assert table_rows(loaded.stdout)[0][1:5] == table_rows(trained.stdout)[-1][1:5]
+
+
+def test_save_initial_weights_are_the_weights_the_run_started_from(dataset, tmp_path):
+    init, final = tmp_path / "init.npz", tmp_path / "final.npz"
+    first = small_run(
+        dataset, "--epochs=2", "--seed=3", "--no-shuffle", f"--save-initial-weights={init}",
+        f"--save-weights={final}",
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    again = tmp_path / "again.npz"
+    second = small_run(
+        dataset, "--epochs=2", "--seed=99", "--no-shuffle", f"--load-weights={init}",
+        f"--save-weights={again}",
+    )  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    expected, actual = load_dict_from_npz(final), load_dict_from_npz(again)
+    assert list(expected) == ["W1", "b1", "W2", "b2"]
+    for key in expected:
+        np.testing.assert_array_equal(actual[key], expected[key])
+    assert not np.array_equal(load_dict_from_npz(init)["W1"], expected["W1"])
+
+
+def test_save_dataset_keeps_the_data(dataset, tmp_path):
+    result = small_run(dataset, "--epochs=0", "--dtype=float64", f"--save-dataset={tmp_path / 'd'}")
+    assert f"Saving dataset to {tmp_path / 'd.npz'}" in result.stdout
+    saved, source = load_dict_from_npz(tmp_path / "d.npz"), load_dict_from_npz(dataset)
+    assert saved["Xtrain"].dtype == np.float64 and saved["Ttrain"].dtype == np.int64
+    np.testing.assert_array_equal(saved["Xtest"], source["Xtest"])
+
+
+def test_metrics_and_plot_files(dataset, tmp_path):
+    result = small_run(
+        dataset, "--epochs=3", f"--metrics={tmp_path / 'm.jsonl'}", f"--plot={tmp_path / 'p.png'}"
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1, 2, 3]
+    assert set(records[0]) == {"epoch", "lr", "loss", "train_acc", "test_acc", "seconds"}
+    rows = table_rows(result.stdout)
+    assert [f"{r['loss']:.6f}" for r in records] == [row[2].strip() for row in rows]
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_manual_cifar10_command_line_runs_as_written(tmp_path):
+    dataset = make_dataset(tmp_path / "cifar10-flattened.npz", n=200, d=3072, k=10)
+    result = nerva_xp(
+        "train",
+        "--layers=ReLU;ReLU;Linear",
+        "--layer-sizes=3072;1024;512;10",
+        "--layer-weights=XavierNormal;XavierNormal;XavierNormal",
+        "--optimizers=Momentum(0.9);Momentum(0.9);Momentum(0.9)",
+        "--batch-size=100",
+        "--epochs=5",
+        "--loss=SoftmaxCrossEntropy",
+        "--learning-rate=Constant(0.01)",
+        f"--load-dataset={dataset}",
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(table_rows(result.stdout)) == 6
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["--device=cuda"], "--device: cuda is unavailable: "),
+        (["--device=tpu"], '--device: unknown device "tpu"'),
+        (["--epochs=-1"], '--epochs: expected an integer >= 0, got "-1"'),
+        (["--batch-size=zero"], '--batch-size: expected an integer >= 1, got "zero"'),
+        (["--layers=ReLU;Relu"], '--layers: invalid layer "Relu": unknown name "Relu" (did you'),
+        (["--optimizers=Momentum"], '--optimizers: invalid optimizer "Momentum": missing'),
+        (["--optimizers=GradientDescent;GradientDescent"], "--optimizers: expected 1 or 3"),
+        (["--layer-sizes=64;10"], "--layer-sizes: expected 4 entries"),
+        (["--layers=ReLU;;Linear"], "--layers: item 2 of"),
+        (["--learning-rate=StepBased(1,0.5,0)"], "--learning-rate: invalid learning rate"),
+        (["--loss=MSE"], '--loss: invalid loss function "MSE": unknown name'),
+        (["--dtype=float16"], "--dtype: invalid choice"),
+        (["--load-dataset=x.npz"], "--layers: required with --load-dataset"),
+        (["--save-weights=missing/w.npz"], "--save-weights: folder"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(tmp_path, args, text):
+    result = nerva_xp("train", *args, cwd=tmp_path)
+    assert_one_line_error(result, 2, text)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_equal_to_an_input_is_refused(dataset):
+    before = dataset.read_bytes()
+    result = small_run(dataset, f"--save-dataset={dataset}")
+    assert_one_line_error(result, 2, "is an input of this run")
+    assert dataset.read_bytes() == before
+
+
+def test_data_errors_exit_1(tmp_path):
+    result = small_run(tmp_path / "none.npz")
+    assert_one_line_error(result, 1, f'cannot read dataset file "{tmp_path / "none.npz"}"')
+    wide = make_dataset(tmp_path / "wide.npz", d=7)
+    assert_one_line_error(small_run(wide), 1, "has 7 features but --layer-sizes starts with 5")
+
+
+def test_debug_shows_batches_and_the_traceback_behind_errors(dataset):
+    result = small_run(dataset, "--epochs=1", "--batch-size=60", "--debug")
+    assert "epoch: 0 batch: 0" in result.stdout and "W1 (8x5)" in result.stdout
+    assert "DY (60x3)" in result.stdout
+    failed = nerva_xp("train", "--device=cuda", "--debug")
+    assert "Traceback" in failed.stderr and failed.returncode == 2
+
+
+def test_inspect(dataset):
+    result = nerva_xp("inspect", dataset, "--shapes-only")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Xtrain   (60x5        )  inf-norm = 0.9")
+    assert lines[1] == "Ttrain   (60          )  inf-norm = 2.00000000"
+    assert len(lines) == 4
+    full = nerva_xp("inspect", dataset).stdout
+    assert "[[" in full and full.endswith("\n\n")
+
+
+def test_prepare_data_digits_and_skip_existing(tmp_path):
+    result = nerva_xp("prepare-data", "--dataset=digits", f"--data-dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    assert load_dict_from_npz(tmp_path / "digits.npz")["Xtrain"].shape == (1500, 64)
+    again = nerva_xp("prepare-data", "--dataset=digits", f"--data-dir={tmp_path}")
+    assert again.stdout == f"{tmp_path / 'digits.npz'} already exists, skipping\n"
+    assert again.returncode == 0
+
+
+def test_prepare_data_mnist_from_a_fabricated_file(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "mnist.npz",
+        x_train=rng.integers(0, 256, (6, 28, 28), dtype=np.uint8),
+        y_train=np.arange(6, dtype=np.uint8),
+        x_test=rng.integers(0, 256, (2, 28, 28), dtype=np.uint8),
+        y_test=np.arange(2, dtype=np.uint8),
+    )
+    result = nerva_xp("prepare-data", "--dataset=mnist", f"--data-dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    data = load_dict_from_npz(tmp_path / "mnist-flattened.npz")
+    assert data["Xtrain"].shape == (6, 784) and data["Xtrain"].dtype == np.float32
+    assert data["Ttest"].dtype == np.uint8
+
+
+def test_prepare_data_missing_source_suggests_download(tmp_path):
+    result = nerva_xp("prepare-data", "--dataset=cifar10", f"--data-dir={tmp_path}")
+    assert_one_line_error(result, 1, "--download")
+
+
+def test_version_and_module_entry_point():
+    result = subprocess.run(
+        [sys.executable, "-m", "nerva_xp", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout.startswith("nerva-xp ")
+
+
+@pytest.mark.parametrize("tool", ["mlp.py", "inspect_npz.py", "prepare_data.py"])
+def test_tools_wrappers(tool):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / tool), "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout.startswith(f"usage: {tool}")
+
+
+def test_tools_mlp_trains(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "mlp.py"), "--epochs=1", "--device=cpu"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert result.returncode == 0 and len(table_rows(result.stdout)) == 2
+
+
+def test_plot_without_matplotlib_is_a_usage_error(dataset, tmp_path):
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; from nerva_xp.cli import main; "
+        f"sys.exit(main(['train', '--load-dataset={dataset}', '--layers=Linear', "
+        f"'--layer-sizes=5;3', '--learning-rate=Constant(0.1)', '--loss=SquaredError', "
+        f"'--plot={tmp_path / 'p.png'}']))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert_one_line_error(result, 2, "--plot: needs matplotlib")
+    assert not (tmp_path / "p.png").exists() and result.stdout == ""
