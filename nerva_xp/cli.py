@@ -49,22 +49,58 @@ def _add_train(commands) -> None:
 
     train = commands.add_parser("train", help="train a multilayer perceptron (Nerva's mlp.py)")
     add = train.add_argument
-    add("--layers", help='";"-list of layer specs, e.g. "ReLU;ReLU;Linear"')
-    add("--layer-sizes", help='input size, then one output size per linear layer: "64;64;64;10"')
-    add("--layer-weights", default="XavierNormal", help="weight initializers: 1, or 1 per layer")
-    add("--optimizers", default="GradientDescent", help="optimizers: 1, or 1 per layer (BN too)")
-    add("--learning-rate", help='one scheduler, e.g. "Constant(0.01)"')
-    add("--loss", help="SquaredError, CrossEntropy, LogisticCrossEntropy, "
+    add("--layers", metavar="SPECS", help='";"-list of layer specs, e.g. "ReLU;ReLU;Linear"')
+    add(
+        "--layer-sizes",
+        metavar="SIZES",
+        help='input size, then one output size per linear layer: "64;64;64;10"',
+    )
+    add(
+        "--layer-weights",
+        metavar="SPECS",
+        default="XavierNormal",
+        help="weight initializers: 1, or 1 per layer",
+    )
+    add(
+        "--optimizers",
+        metavar="SPECS",
+        default="GradientDescent",
+        help="optimizers: 1, or 1 per layer (BN too)",
+    )
+    add("--learning-rate", metavar="SPEC", help='one scheduler, e.g. "Constant(0.01)"')
+    add("--loss", metavar="NAME", help="SquaredError, CrossEntropy, LogisticCrossEntropy, "
         "NegativeLogLikelihood or SoftmaxCrossEntropy")  # fmt: skip
-    add("--epochs", type=_int_at_least(0), default=100, help="number of epochs (default 100)")
-    add("--batch-size", type=_int_at_least(1), default=100, help="batch size (default 100)")
+    add(
+        "--epochs",
+        metavar="N",
+        type=_int_at_least(0),
+        default=100,
+        help="number of epochs (default 100)",
+    )
+    add(
+        "--batch-size",
+        metavar="N",
+        type=_int_at_least(1),
+        default=100,
+        help="batch size (default 100)",
+    )
     add("--load-dataset", metavar="FILE", help="dataset NPZ (default: the embedded digits)")
     add("--load-weights", metavar="FILE", help="weights NPZ loaded after construction")
     add("--save-weights", metavar="FILE", help="save the weights after training")
     add("--save-initial-weights", metavar="FILE", help="save the weights before training")
     add("--save-dataset", metavar="FILE", help="save the dataset as loaded")
-    add("--seed", type=_int_at_least(0), help="random seed (default: drawn from OS entropy)")
-    add("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    add(
+        "--seed",
+        metavar="N",
+        type=_int_at_least(0),
+        help="random seed (default: drawn from OS entropy)",
+    )
+    add(
+        "--device",
+        metavar="DEVICE",
+        default="auto",
+        help="auto, cpu, cuda or cuda:N (default auto)",
+    )
     add("--dtype", default="float32", choices=["float32", "float64"], help="number type")
     add("--no-shuffle", action="store_true", help="train in file order")
     add("--debug", action="store_true", help="per-batch dump; tracebacks behind errors")
