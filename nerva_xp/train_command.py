@@ -234,15 +234,16 @@ def run_train(args) -> int:
     train_loader, test_loader = make_dataloaders(
         *data, args.batch_size, shuffle=not args.no_shuffle, rng=rng, device=device
     )
-    rows = stochastic_gradient_descent(
-        M,
-        args.epochs,
-        plan.loss,
-        plan.learning_rate,
-        train_loader,
-        test_loader,
-        progress=ProgressBar(args.epochs),
-    )
+    with np.errstate(all="ignore"):  # non-finite values are detected and reported (spec §12.2)
+        rows = stochastic_gradient_descent(
+            M,
+            args.epochs,
+            plan.loss,
+            plan.learning_rate,
+            train_loader,
+            test_loader,
+            progress=ProgressBar(args.epochs),
+        )
     if args.save_weights:
         M.save_weights_and_bias(args.save_weights)
     if args.metrics:

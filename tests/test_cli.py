@@ -286,3 +286,14 @@ def test_plot_without_matplotlib_is_a_usage_error(dataset, tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert_one_line_error(result, 2, "--plot: needs matplotlib")
     assert not (tmp_path / "p.png").exists() and result.stdout == ""
+
+
+def test_non_finite_gradient_stops_the_run_with_exit_1(dataset, tmp_path):
+    result = nerva_xp(
+        "train", "--layers=Linear", "--layer-sizes=5;3", "--learning-rate=Constant(1e30)",
+        "--loss=SquaredError", f"--load-dataset={dataset}", "--epochs=5",
+        f"--save-weights={tmp_path / 'w.npz'}", f"--metrics={tmp_path / 'm.jsonl'}",
+    )  # fmt: skip
+    assert_one_line_error(result, 1, "training: non-finite loss gradient in epoch ")
+    assert re.search(r"in epoch \d+ \(first at batch \d+\)$", result.stderr.strip())
+    assert not (tmp_path / "w.npz").exists() and not (tmp_path / "m.jsonl").exists()
