@@ -178,19 +178,15 @@ def stochastic_gradient_descent(
     learning_rate: LearningRateScheduler,
     train_loader: DataLoader,
     test_loader: DataLoader,
-    on_epoch=None,
     progress=None,
 ) -> list[EpochStatistics]:
     """Train M for ``epochs`` epochs, printing the table of spec §13.1; returns its rows.
 
     Args:
-        on_epoch: optional callback ``f(row)`` after each row (row 0 included).
         progress: optional ``f(batches, epoch)`` wrapping each epoch's batches (a progress bar).
     """
     print_epoch_header()
     rows = [compute_statistics(M, learning_rate(0), loss, train_loader, test_loader, epoch=0)]
-    if on_epoch is not None:
-        on_epoch(rows[-1])
     training_time = 0.0
     for epoch in range(epochs):
         timer = StopWatch()
@@ -201,8 +197,6 @@ def stochastic_gradient_descent(
         seconds = timer.seconds()
         training_time += seconds
         rows.append(compute_statistics(M, lr, loss, train_loader, test_loader, epoch + 1, seconds))
-        if on_epoch is not None:
-            on_epoch(rows[-1])
     print_epoch_footer(training_time)
     return rows
 
