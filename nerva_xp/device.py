@@ -1,12 +1,14 @@
 """Devices: which array namespace, which device and which float dtype a run uses (spec §1.3).
 
 A Device only allocates and moves arrays between the host and itself; math functions take their
-namespace from their arguments. Backends: ``cpu`` (NumPy through array-api-compat) and ``strict``
-(array-api-strict on its second device, for tests). CUDA (CuPy) plugs in at ``_select_cuda``.
+namespace from their arguments. Backends: ``cpu`` (NumPy through array-api-compat), ``cuda:N``
+(CuPy, imported only when asked for) and ``strict`` (array-api-strict on its second device, for
+tests). This is the only module that makes CuPy arrays.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -110,8 +112,98 @@ def _select_strict(dtype: str) -> Device:
     return Device("strict", xp, xp.Device("device1"), getattr(xp, dtype), "array_api_strict")
 
 
+@dataclass(frozen=True)
+class CudaDevice(Device):
+    """A CUDA GPU through CuPy: arrays are allocated by CuPy on GPU ``index``."""
+
+    cupy: Any = field(default=None, repr=False)
+    index: int = 0
+    gpu_name: str = ""
+
+    def _allocate(self, make):
+        with self.cupy.cuda.Device(self.index):
+            return make()
+
+    def zeros(self, shape) -> Any:
+        return self._allocate(lambda: self.cupy.zeros(shape, dtype=_numpy_dtype(self.dtype)))
+
+    def ones(self, shape) -> Any:
+        return self._allocate(lambda: self.cupy.ones(shape, dtype=_numpy_dtype(self.dtype)))
+
+    def asarray(self, host, dtype=None) -> Any:
+        dtype = _numpy_dtype(self.dtype if dtype is None else dtype)
+        host = np.asarray(host).astype(dtype, copy=False)
+        return self._allocate(lambda: self.cupy.asarray(host))
+
+    def synchronize(self) -> None:
+        self.cupy.cuda.Device(self.index).synchronize()
+
+    def describe(self) -> str:
+        return f"{self.name} (cupy, {self.gpu_name})"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def _import_cupy():
+    """CuPy, imported with its import-time warnings silenced."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import cupy
+    except ImportError:
+        raise DeviceError("CuPy is not installed (pip install 'nerva-xp[gpu]')") from None
+    except Exception as error:  # a broken CUDA install can fail in many ways
+        raise DeviceError(f"CuPy does not import ({_first_line(error)})") from None
+    return cupy
+
+
+def _cuda_index(name: str) -> int:
+    text = "0" if name == "cuda" else name.removeprefix("cuda:")
+    if not text.isdigit():
+        raise DeviceError(f'unknown device "{name}"; expected auto, cpu, cuda or cuda:N')
+    return int(text)
+
+
+def _probe(cupy, index: int, dtype: str):
+    """A one-element array made by a freshly compiled kernel: proves NVRTC and the GPU work."""
+    with cupy.cuda.Device(index):
+        kernel = cupy.ElementwiseKernel("T x", "T y", "y = x + (T)1", "nerva_xp_probe")
+        probe = kernel(cupy.zeros(1, dtype=dtype))
+        if float(probe[0]) != 1.0:
+            raise DeviceError("a test kernel computed a wrong result")
+        properties = cupy.cuda.runtime.getDeviceProperties(index)
+    name = properties.get("name", b"")
+    return probe, name.decode() if isinstance(name, bytes) else str(name)
+
+
 def _select_cuda(name: str, dtype: str) -> Device:
-    raise DeviceError("this version of nerva-xp has no CUDA backend yet")
+    index = _cuda_index(name)
+    cupy = _import_cupy()
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:
+        raise DeviceError(f"no usable CUDA driver or device ({_first_line(error)})") from None
+    if count == 0:
+        raise DeviceError("no CUDA device found")
+    if index >= count:
+        raise DeviceError(f"device index {index} out of range ({count} CUDA device(s))")
+    try:
+        probe, gpu_name = _probe(cupy, index, dtype)
+    except DeviceError:
+        raise
+    except Exception as error:
+        raise DeviceError(f"CUDA kernels do not compile or run ({_first_line(error)})") from None
+    from array_api_compat import array_namespace
+    from array_api_compat import device as array_device
+
+    xp = array_namespace(probe)
+    return CudaDevice(
+        f"cuda:{index}", xp, array_device(probe), getattr(xp, dtype), "cupy", None, cupy, index,
+        gpu_name,
+    )  # fmt: skip
 
 
 def select_device(name: str = "auto", dtype: str = "float32") -> Device:
@@ -127,6 +219,7 @@ def select_device(name: str = "auto", dtype: str = "float32") -> Device:
         except DeviceError as error:
             return replace(_select_cpu(dtype), note=f"cuda unavailable: {error}")
     if name == "cuda" or name.startswith("cuda:"):
+        _cuda_index(name)
         try:
             return _select_cuda(name, dtype)
         except DeviceError as error:

@@ -15,7 +15,7 @@ from nerva_xp.activation_functions import (  # noqa: F401 (parse_activation: re-
     parse_activation,
 )
 from nerva_xp.device import as_device
-from nerva_xp.fused import batch_norm_backward, srelu_parameter_gradient
+from nerva_xp.fused import batch_norm_backward, srelu, srelu_backward
 from nerva_xp.matrix_operations import (  # noqa: F401 (nerva-torch users import these from here)
     Matrix,
     column_repeat,
@@ -157,9 +157,14 @@ class SReLULayer(ActivationLayer):
     def named_parameters(self):
         return super().named_parameters() + [("srelu", self.act.x, self.act.Dx)]
 
+    def feedforward(self, X: Matrix) -> Matrix:
+        self.Z = self._linear(X)
+        return srelu(self.Z, self.act.x)
+
     def backpropagate(self, Y: Matrix, DY: Matrix, skip_DX: bool = False) -> None:
-        super().backpropagate(Y, DY, skip_DX)
-        self.act.Dx[...] = srelu_parameter_gradient(self.Z, DY, self.act.x)
+        self.DZ, Dx = srelu_backward(self.Z, DY, self.act.x)
+        self.act.Dx[...] = Dx
+        self._linear_backward(self.DZ, skip_DX)
 
 
 class SoftmaxLayer(LinearLayer):
@@ -224,7 +229,12 @@ class BatchNormalizationLayer(Layer):
         Z = self.Z
         self.Dbeta[...] = columns_sum(DY)
         self.Dgamma[...] = columns_sum(DY * Z)
-        self.DX = None if skip_DX else batch_norm_backward(Z, DY, self.gamma, self.inv_sqrt_Sigma)
+        if not skip_DX:
+            self.DX = batch_norm_backward(
+                Z, DY, self.gamma, self.inv_sqrt_Sigma, self.Dbeta, self.Dgamma
+            )
+        else:
+            self.DX = None
 
     def __repr__(self) -> str:
         return f"BatchNormalizationLayer(D={self.input_size()})"

@@ -6,6 +6,7 @@ and return a 0-d value and a (K,) gradient; Capitalised ones take matrices.
 
 from __future__ import annotations
 
+from nerva_xp import fused
 from nerva_xp.activation_functions import Sigmoid
 from nerva_xp.matrix_operations import (  # noqa: F401 (re-exported for nerva-torch users)
     Matrix,
@@ -215,13 +216,15 @@ class SoftmaxCrossEntropyLossFunction(LossFunction):
 
 
 class StableSoftmaxCrossEntropyLossFunction(LossFunction):
+    """The spec formulas, through the fused dispatchers (a CuPy kernel on CUDA)."""
+
     spec_name = "SoftmaxCrossEntropy"
 
     def __call__(self, Y, T):
-        return Stable_softmax_cross_entropy_loss(Y, T)
+        return fused.softmax_cross_entropy_loss(Y, T)
 
     def gradient(self, Y, T):
-        return Stable_softmax_cross_entropy_loss_gradient(Y, T)
+        return fused.softmax_cross_entropy_gradient(Y, T)
 
 
 class LogisticCrossEntropyLossFunction(LossFunction):
