@@ -155,7 +155,16 @@ def _is_host_backend(X: Matrix) -> bool:
 
 
 def train_epoch(M, loss, lr: float, batches: Iterable, epoch: int) -> None:
-    """One pass of feedforward, loss gradient, backpropagation and update over ``batches``."""
+    """One pass of feedforward, loss gradient, backpropagation and update over ``batches``;
+    raises NonFiniteGradientError if a loss gradient was not finite."""
+    check = run_batches(M, loss, lr, batches, epoch)
+    if check is not None:
+        check.check(epoch)
+
+
+def run_batches(M, loss, lr: float, batches: Iterable, epoch: int):
+    """The batch loop of an epoch, with no device-to-host copy on a GPU (unless debugging);
+    returns the epoch's finiteness check (None when there were no batches)."""
     check = None
     for k, (X, T) in enumerate(batches):
         if check is None:
@@ -167,8 +176,7 @@ def train_epoch(M, loss, lr: float, batches: Iterable, epoch: int) -> None:
             print_batch_debug_info(epoch, k, M, X, Y, DY)
         M.backpropagate(Y, DY)
         M.optimize(lr)
-    if check is not None:
-        check.check(epoch)
+    return check
 
 
 def stochastic_gradient_descent(
