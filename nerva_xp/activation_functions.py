@@ -81,8 +81,8 @@ def Srelu(al, tl, ar, tr):
 
     def f(X: Matrix) -> Matrix:
         xp = array_namespace(X)
-        right = xp.where(tr > X, X, tr + ar * (X - tr))
-        return xp.where(tl >= X, tl + al * (X - tl), right)
+        right = xp.where(X < tr, X, tr + ar * (X - tr))
+        return xp.where(X <= tl, tl + al * (X - tl), right)
 
     return f
 
@@ -93,7 +93,7 @@ def Srelu_gradient(al, tl, ar, tr):
     def f(X: Matrix) -> Matrix:
         xp = array_namespace(X)
         ones = xp.ones_like(X)
-        return xp.where(tl >= X, al * ones, xp.where(tr > X, ones, ar * ones))
+        return xp.where(X <= tl, al * ones, xp.where(X < tr, ones, ar * ones))
 
     return f
 

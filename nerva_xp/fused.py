@@ -159,15 +159,14 @@ def srelu_backward_reference(Z: Matrix, DY: Matrix, x: Matrix) -> tuple[Matrix, 
     xp = array_namespace(Z, DY, x)
     al, tl, ar, tr = x[0], x[1], x[2], x[3]
     DZ = DY * Srelu_gradient(al, tl, ar, tr)(Z)
-    left = xp.astype(tl >= Z, Z.dtype)
-    right = xp.astype(xp.logical_and(tl < Z, tr <= Z), Z.dtype)
-    DY_left, DY_right = DY * left, DY * right
+    left = Z <= tl
+    right = xp.logical_and(Z > tl, Z >= tr)
     Dx = xp.stack(
         [
-            elements_sum(DY_left * (Z - tl)),
-            (1 - al) * elements_sum(DY_left),
-            elements_sum(DY_right * (Z - tr)),
-            (1 - ar) * elements_sum(DY_right),
+            elements_sum(xp.where(left, DY * (Z - tl), 0.0)),
+            (1 - al) * elements_sum(xp.where(left, DY, 0.0)),
+            elements_sum(xp.where(right, DY * (Z - tr), 0.0)),
+            (1 - ar) * elements_sum(xp.where(right, DY, 0.0)),
         ]
     )
     return DZ, Dx
