@@ -8,6 +8,7 @@ code 2 for usage errors found before any work starts, 1 for data and run-time er
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import traceback
@@ -103,6 +104,7 @@ def _add_train(commands) -> None:
     )
     add("--dtype", default="float32", choices=["float32", "float64"], help="number type")
     add("--no-shuffle", action="store_true", help="train in file order")
+    add("--threads", metavar="N", type=_int_at_least(1), help="BLAS and element-wise threads")
     add("--debug", action="store_true", help="per-batch dump; tracebacks behind errors")
     add("--metrics", metavar="FILE", help="write one JSON line per epoch")
     add("--plot", metavar="FILE.png", help="plot loss and accuracy curves (needs matplotlib)")
@@ -161,6 +163,9 @@ def main(argv: list[str] | None = None, prog: str = "nerva-xp") -> int:
         return _fail(str(error), 2, debug)
     except (DataError, NonFiniteGradientError) as error:
         return _fail(str(error), 1, debug)
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
         return _fail(f"{where}{error.strerror or error}", 1, debug)

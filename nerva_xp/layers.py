@@ -16,6 +16,7 @@ from nerva_xp.activation_functions import (  # noqa: F401 (parse_activation: re-
 )
 from nerva_xp.device import as_device
 from nerva_xp.fused import batch_norm_backward, srelu, srelu_backward
+from nerva_xp.inplace import matmul_into
 from nerva_xp.matrix_operations import (  # noqa: F401 (nerva-torch users import these from here)
     Matrix,
     column_repeat,
@@ -107,7 +108,7 @@ class LinearLayer(Layer):
     def _linear_backward(self, DZ: Matrix, skip_DX: bool = False) -> None:
         """DW = DZ^T X, Db = columns_sum(DZ), DX = DZ W."""
         X, W = self.X, self.W
-        self.DW[...] = DZ.T @ X
+        matmul_into(DZ.T, X, self.DW)
         self.Db[...] = columns_sum(DZ)
         self.DX = None if skip_DX else DZ @ W
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from array_api_compat import array_namespace
 
+from nerva_xp import inplace
 from nerva_xp.matrix_operations import Matrix
 from nerva_xp.spec_strings import Param, format_spec, parse_spec
 from nerva_xp.utilities import parse_function_call  # noqa: F401 (nerva-torch re-export)
@@ -30,9 +31,10 @@ class GradientDescentOptimizer(Optimizer):
     def __init__(self, x: Matrix, Dx: Matrix):
         self.x = x
         self.Dx = Dx
+        self._scratch = inplace.scratch_like(x)
 
     def update(self, eta: float) -> None:
-        self.x -= float(eta) * self.Dx
+        inplace.gradient_descent_update(self.x, self.Dx, float(eta), self._scratch)
 
     def __repr__(self) -> str:
         return "GradientDescent()"
@@ -46,14 +48,8 @@ class MomentumOptimizer(GradientDescentOptimizer):
         self.mu = float(mu)
         self.delta_x = array_namespace(x).zeros_like(x)
 
-    def _step_delta(self, eta: float) -> None:
-        """Δ ← μΔ − η·Dx, in place."""
-        self.delta_x *= self.mu
-        self.delta_x -= float(eta) * self.Dx
-
     def update(self, eta: float) -> None:
-        self._step_delta(eta)
-        self.x += self.delta_x
+        inplace.momentum_update(self.x, self.Dx, self.delta_x, float(eta), self.mu, self._scratch)
 
     def buffers(self) -> dict[str, Matrix]:
         return {"delta_x": self.delta_x}
@@ -66,8 +62,7 @@ class NesterovOptimizer(MomentumOptimizer):
     """Δ ← μΔ − η·Dx; x ← x + μΔ − η·Dx (with the new Δ)."""
 
     def update(self, eta: float) -> None:
-        self._step_delta(eta)
-        self.x += self.mu * self.delta_x - float(eta) * self.Dx
+        inplace.nesterov_update(self.x, self.Dx, self.delta_x, float(eta), self.mu, self._scratch)
 
     def __repr__(self) -> str:
         return format_spec("Nesterov", {"mu": self.mu})

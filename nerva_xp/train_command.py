@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nerva_xp import inplace
 from nerva_xp.atomic_files import write_atomically
 from nerva_xp.cli import UsageError
 from nerva_xp.datasets import (
@@ -206,16 +207,27 @@ def _write_metrics(path: str, rows) -> None:
     write_atomically(path, lambda file: file.write(text))
 
 
+def _limit_threads(count: int) -> None:
+    """BLAS threads (through threadpoolctl) and the element-wise update threads."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(count)
+    inplace.set_threads(count)
+
+
 def run_train(args) -> int:
     """The whole ``train`` command; returns the exit code (errors are raised)."""
     plan = _check_specs(args)
     _check_outputs(args)
+    if args.threads:
+        _limit_threads(args.threads)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
     try:
         device = select_device(args.device, args.dtype)
     except DeviceError as error:
         raise UsageError(f"--device: {error}") from None
-    print(f"Device: {device.describe()}, dtype: {device.dtype_name}, seed: {seed}")
+    threads = f", threads: {args.threads}" if args.threads else ""
+    print(f"Device: {device.describe()}, dtype: {device.dtype_name}, seed: {seed}{threads}")
     TrainOptions.debug = args.debug
     if args.debug:
         set_numpy_options()

@@ -297,3 +297,20 @@ def test_non_finite_gradient_stops_the_run_with_exit_1(dataset, tmp_path):
     assert_one_line_error(result, 1, "training: non-finite loss gradient in epoch ")
     assert re.search(r"in epoch \d+ \(first at batch \d+\)$", result.stderr.strip())
     assert not (tmp_path / "w.npz").exists() and not (tmp_path / "m.jsonl").exists()
+
+
+def test_threads_are_reported_in_the_device_line():
+    result = nerva_xp("train", "--epochs=0", "--device=cpu", "--threads=1", "--seed=2")
+    assert (
+        result.stdout.splitlines()[0] == "Device: cpu (numpy), dtype: float32, seed: 2, threads: 1"
+    )
+
+
+def test_a_closed_pipe_stops_quietly():
+    command = [NERVA_XP] if NERVA_XP else [sys.executable, "-m", "nerva_xp"]
+    result = subprocess.run(
+        " ".join([*command, "train", "--epochs=3", "--device=cpu", "|", "head", "-1"]),
+        shell=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.stdout.startswith("Device: ") and "Traceback" not in result.stderr
+    assert "error" not in result.stderr

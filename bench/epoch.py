@@ -1,0 +1,245 @@
+"""Training-step benchmark: nerva-xp against this machine's GEMM peak, the step's bare-GEMM floor
+and plain PyTorch, all measured in one run on the same synthetic data.
+
+    python bench/epoch.py                      # both MLP shapes, NumPy, BLAS default threads
+    python bench/epoch.py --threads 2 --shape cifar --device cuda
+    python bench/epoch.py --memory             # peak RSS of CIFAR-shaped `nerva-xp train` runs
+
+One step = feedforward, loss gradient, backpropagation, update: MLP (ReLU, ReLU, Linear), batch 100,
+Momentum(0.9), SoftmaxCrossEntropy, float32; 6·N·Σ(in·out) floating-point operations. Rounds of the
+implementations are interleaved and medians reported, so machine drift hits them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nerva_xp import inplace
+from nerva_xp.datasets import DataLoader
+from nerva_xp.device import select_device
+from nerva_xp.loss_functions import parse_loss_function
+from nerva_xp.multilayer_perceptron import parse_multilayer_perceptron
+from nerva_xp.training import run_batches
+
+SHAPES = {"cifar": [3072, 1024, 512, 10], "mnist": [784, 1024, 512, 10]}
+BATCH = 100
+BATCHES = 10  # distinct batches the steps cycle through
+
+
+def pairs(sizes: list[int]) -> list[tuple[int, int]]:
+    """(input, output) size of each layer."""
+    return list(zip(sizes[:-1], sizes[1:], strict=True))
+
+
+def step_flops(sizes: list[int], batch: int) -> float:
+    return 6.0 * batch * sum(a * b for a, b in pairs(sizes))
+
+
+def gemm_peak(device, n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of one large square float32 GEMM: this machine's practical peak."""
+    rng = np.random.default_rng(0)
+    A, B = (device.asarray(rng.random((n, n))) for _ in range(2))
+    C = A @ B
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        C = A @ B
+        device.synchronize()
+        best = min(best, time.perf_counter() - start)
+    del C
+    return 2.0 * n**3 / best / 1e9
+
+
+def make_data(sizes, device, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((BATCH * BATCHES, sizes[0])).astype(np.float32)
+    T = rng.integers(0, sizes[-1], BATCH * BATCHES)
+    return X, T
+
+
+def nerva_step(sizes, device, X, T):
+    """A closure running one nerva-xp training step per call, cycling through the batches."""
+    M = parse_multilayer_perceptron(
+        ["ReLU", "ReLU", "Linear"], sizes, ["Momentum(0.9)"], ["XavierNormal"],
+        device=device, rng=np.random.default_rng(1),
+    )  # fmt: skip
+    loss = parse_loss_function("SoftmaxCrossEntropy")
+    batches = list(DataLoader(X, T, BATCH, num_classes=sizes[-1], device=device))
+    counter = iter(range(10**9))
+
+    def step():
+        Xb, Tb = batches[next(counter) % len(batches)]
+        Y = M.feedforward(Xb)
+        DY = loss.gradient(Y, Tb) / Xb.shape[0]
+        M.backpropagate(Y, DY)
+        M.optimize(0.001)
+
+    def epoch_loop():
+        run_batches(M, loss, 0.001, batches, epoch=0)
+
+    return step, epoch_loop
+
+
+def gemm_floor_step(sizes, device, X):
+    """The step's GEMMs only, without the first layer's DX (what any NumPy backend must do)."""
+    rng = np.random.default_rng(2)
+    Ws = [device.asarray(rng.standard_normal((k, d)) * 0.01) for d, k in pairs(sizes)]
+    Xb = device.asarray(X[:BATCH])
+    outs = [device.zeros(W.shape) for W in Ws]
+
+    def step():
+        activations = [Xb]
+        for W in Ws:
+            activations.append(activations[-1] @ W.T)
+        DZ = activations[-1]
+        for i in range(len(Ws) - 1, -1, -1):
+            inplace.matmul_into(DZ.T, activations[i], outs[i])
+            if i > 0:
+                DZ = DZ @ Ws[i]
+
+    return step
+
+
+def torch_step(sizes, X, T, threads):
+    """A plain PyTorch CPU step on the same data, or None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    layers = []
+    for d, k in pairs(sizes):
+        layers += [torch.nn.Linear(d, k), torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers[:-1])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+    loss = torch.nn.CrossEntropyLoss(reduction="sum")
+    Xt, Tt = torch.from_numpy(X), torch.from_numpy(T.astype(np.int64))
+    counter = iter(range(10**9))
+
+    def step():
+        k = next(counter) % BATCHES
+        xb, tb = Xt[k * BATCH : (k + 1) * BATCH], Tt[k * BATCH : (k + 1) * BATCH]
+        optimizer.zero_grad(set_to_none=False)
+        (loss(model(xb), tb) / BATCH).backward()
+        optimizer.step()
+
+    return step
+
+
+def interleaved_medians(functions: dict, device, steps: int, rounds: int) -> dict[str, float]:
+    """Median seconds per step of each function, measured in interleaved rounds."""
+    for function in functions.values():
+        for _ in range(3):
+            function()
+        device.synchronize()
+    samples: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(rounds):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                function()
+            device.synchronize()
+            samples[name].append((time.perf_counter() - start) / steps)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def report(shape: str, sizes, device, results, peak, epoch_seconds) -> None:
+    flops = step_flops(sizes, BATCH)
+    floor, torch = results["bare GEMMs (floor)"], results.get("PyTorch (plain)")
+    print(f"\nMLP {'-'.join(map(str, sizes))} ({shape}), batch {BATCH}, {device.describe()}")
+    print(f"{flops / 1e9:.2f} GFLOP per step; GEMM peak measured now: {peak:.0f} GFLOP/s")
+    print("| implementation | ms per step | GFLOP/s | of GEMM peak | × GEMM floor | × PyTorch |")
+    print("|---|---|---|---|---|---|")
+    for name, seconds in results.items():
+        vs_torch = f"{seconds / torch:.2f}" if torch else "n/a"
+        print(
+            f"| {name} | {seconds * 1e3:.2f} | {flops / seconds / 1e9:.0f} | "
+            f"{flops / seconds / 1e9 / peak:.0%} | {seconds / floor:.2f} | {vs_torch} |"
+        )
+    nerva = results["nerva-xp step"]
+    print(f"nerva-xp epoch loop (run_batches over a DataLoader): {epoch_seconds * 1e3:.2f} ms "
+          f"per step, {epoch_seconds / nerva:.2f} × the bare step loop")  # fmt: skip
+
+
+def benchmark_shape(shape: str, device, steps: int, rounds: int, threads) -> None:
+    sizes = SHAPES[shape]
+    X, T = make_data(sizes, device)
+    step, epoch_loop = nerva_step(sizes, device, X, T)
+    functions = {"nerva-xp step": step, "bare GEMMs (floor)": gemm_floor_step(sizes, device, X)}
+    torch = torch_step(sizes, X, T, threads) if device.name == "cpu" else None
+    if torch is not None:
+        functions["PyTorch (plain)"] = torch
+    results = interleaved_medians(functions, device, steps, rounds)
+    epoch = interleaved_medians({"epoch": epoch_loop}, device, 1, rounds)["epoch"] / BATCHES
+    report(shape, sizes, device, results, gemm_peak(device), epoch)
+
+
+def peak_rss_mb(epochs: int, dataset: Path) -> float:
+    """Peak RSS of a CIFAR-shaped `nerva-xp train` run, from the child's rusage."""
+    code = (
+        "import resource, sys; from nerva_xp.cli import main; "
+        f"main(['train', '--load-dataset={dataset}', '--layers=ReLU;ReLU;Linear', "
+        "'--layer-sizes=3072;1024;512;10', '--optimizers=Momentum(0.9)', "
+        "'--learning-rate=Constant(0.001)', '--loss=SoftmaxCrossEntropy', "
+        f"'--epochs={epochs}', '--seed=1']); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return int(output.stdout.split()[-1]) / 1024
+
+
+def memory_report(train_rows: int) -> None:
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as folder:
+        dataset = Path(folder) / "cifar-like.npz"
+        X = rng.random((train_rows + train_rows // 5, 3072), dtype=np.float32)
+        T = rng.integers(0, 10, X.shape[0]).astype(np.int32)
+        np.savez(dataset, Xtrain=X[:train_rows], Ttrain=T[:train_rows], Xtest=X[train_rows:],
+                 Ttest=T[train_rows:])  # fmt: skip
+        data_mb = X.nbytes / 2**20
+        params_mb = sum(a * b + b for a, b in pairs(SHAPES["cifar"])) * 4 / 2**20
+        del X
+        one, three = peak_rss_mb(1, dataset), peak_rss_mb(3, dataset)
+    budget = 1.3 * (data_mb + 3 * params_mb)
+    print(f"\nCIFAR-shaped run, {train_rows} training rows: dataset {data_mb:.0f} MB, "
+          f"parameters {params_mb:.0f} MB; budget 1.3 × (dataset + 3 × parameters) = "
+          f"{budget:.0f} MB")  # fmt: skip
+    print(f"peak RSS: {one:.0f} MB after 1 epoch, {three:.0f} MB after 3 epochs "
+          f"({one / budget:.2f} × budget)")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=["cifar", "mnist", "both"], default="both")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, help="BLAS and element-wise threads")
+    parser.add_argument("--steps", type=int, default=10, help="steps per round")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds")
+    parser.add_argument("--memory", action="store_true", help="also measure peak RSS")
+    parser.add_argument("--memory-rows", type=int, default=50000)
+    args = parser.parse_args()
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+        inplace.set_threads(args.threads)
+    device = select_device(args.device)
+    shapes = ["cifar", "mnist"] if args.shape == "both" else [args.shape]
+    for shape in shapes:
+        benchmark_shape(shape, device, args.steps, args.rounds, args.threads)
+    if args.memory:
+        memory_report(args.memory_rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""In-place updates of weight-sized arrays: the optimizer steps (spec §9) and DW = DZ^T X (§6.2).
+
+Each operation has an array-API reference and a NumPy fast path with the same arithmetic, in the
+same order, so both give bit-identical results. The fast path writes GEMM results straight into
+the stored gradient (``matmul(..., out=)``), runs element-wise updates through ``out=`` ufuncs on a
+reusable scratch buffer (no temporary the size of a weight matrix), and splits large updates over
+a small thread pool (NumPy releases the GIL inside ufunc loops). ``set_threads`` sizes the pool.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+PARALLEL_MINIMUM = 1 << 16  # elements; smaller updates run on the calling thread
+
+_threads = max(1, min(os.cpu_count() or 1, 8))
+_pool: ThreadPoolExecutor | None = None
+
+
+def set_threads(count: int) -> None:
+    """Use ``count`` threads for large element-wise updates."""
+    global _threads, _pool
+    if _pool is not None:
+        _pool.shutdown()
+    _threads, _pool = max(1, int(count)), None
+
+
+def threads() -> int:
+    return _threads
+
+
+def _fast(*arrays) -> bool:
+    """Whether every array is a plain C-contiguous NumPy array (the fast path applies)."""
+    return all(type(a) is np.ndarray and a.flags.c_contiguous for a in arrays)
+
+
+def _in_chunks(function, *arrays) -> None:
+    """function(*chunks) over row blocks of the arrays, in parallel when they are large."""
+    rows = arrays[0].shape[0] if arrays[0].ndim else 1
+    parts = min(_threads, rows) if arrays[0].size >= PARALLEL_MINIMUM else 1
+    if parts <= 1:
+        function(*arrays)
+        return
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(_threads, thread_name_prefix="nerva-xp")
+    bounds = [rows * k // parts for k in range(parts + 1)]
+    chunks = [[a[bounds[k] : bounds[k + 1]] for a in arrays] for k in range(parts)]
+    futures = [_pool.submit(function, *chunk) for chunk in chunks[1:]]
+    function(*chunks[0])
+    for future in futures:
+        future.result()
+
+
+def scratch_like(x):
+    """A reusable buffer for the fast path of updates of x (None where the fast path never runs)."""
+    return np.empty_like(x) if _fast(x) else None
+
+
+def matmul_into(A, B, out) -> None:
+    """out = A B, written into ``out`` (e.g. DW = DZ^T X)."""
+    if _fast(out) and type(A) is np.ndarray and type(B) is np.ndarray and out.dtype == A.dtype:
+        np.matmul(A, B, out=out)
+    else:
+        out[...] = A @ B
+
+
+# ---- the updates; ``scratch`` is a buffer shaped like x (only the fast path uses it) ----
+
+
+def _gradient_descent_chunk(x, Dx, scratch, eta: float) -> None:
+    np.subtract(x, np.multiply(Dx, eta, out=scratch), out=x)
+
+
+def gradient_descent_update(x, Dx, eta: float, scratch=None) -> None:
+    """x ← x − η·Dx."""
+    if scratch is not None and _fast(x, Dx, scratch):
+        _in_chunks(lambda *a: _gradient_descent_chunk(*a, eta), x, Dx, scratch)
+    else:
+        x -= eta * Dx
+
+
+def _momentum_chunk(x, Dx, delta, scratch, eta: float, mu: float) -> None:
+    np.multiply(delta, mu, out=delta)
+    np.subtract(delta, np.multiply(Dx, eta, out=scratch), out=delta)
+    np.add(x, delta, out=x)
+
+
+def momentum_update(x, Dx, delta, eta: float, mu: float, scratch=None) -> None:
+    """Δ ← μΔ − η·Dx; x ← x + Δ."""
+    if scratch is not None and _fast(x, Dx, delta, scratch):
+        _in_chunks(lambda *a: _momentum_chunk(*a, eta, mu), x, Dx, delta, scratch)
+    else:
+        delta *= mu
+        delta -= eta * Dx
+        x += delta
+
+
+def _nesterov_chunk(x, Dx, delta, scratch, eta: float, mu: float) -> None:
+    np.multiply(Dx, eta, out=scratch)
+    np.multiply(delta, mu, out=delta)
+    np.subtract(delta, scratch, out=delta)
+    np.subtract(x, scratch, out=x)
+    np.add(x, np.multiply(delta, mu, out=scratch), out=x)
+
+
+def nesterov_update(x, Dx, delta, eta: float, mu: float, scratch=None) -> None:
+    """Δ ← μΔ − η·Dx; x ← x + μΔ − η·Dx (the new Δ), computed as (x − η·Dx) + μΔ."""
+    if scratch is not None and _fast(x, Dx, delta, scratch):
+        _in_chunks(lambda *a: _nesterov_chunk(*a, eta, mu), x, Dx, delta, scratch)
+    else:
+        delta *= mu
+        delta -= eta * Dx
+        x -= eta * Dx
+        x += mu * delta
