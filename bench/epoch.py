@@ -22,12 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nerva_xp import inplace
-from nerva_xp.datasets import DataLoader
-from nerva_xp.device import select_device
-from nerva_xp.loss_functions import parse_loss_function
-from nerva_xp.multilayer_perceptron import parse_multilayer_perceptron
-from nerva_xp.training import run_batches
+# nerva_xp is imported inside the functions that use it: the baseline children (--baseline) run
+# in interpreters that may have only PyTorch or nerva-numpy installed.
 
 SHAPES = {"cifar": [3072, 1024, 512, 10], "mnist": [784, 1024, 512, 10]}
 BATCH = 100
@@ -58,7 +54,7 @@ def gemm_peak(device, n: int = 2048, repeats: int = 5) -> float:
     return 2.0 * n**3 / best / 1e9
 
 
-def make_data(sizes, device, seed=0):
+def make_data(sizes, device=None, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.random((BATCH * BATCHES, sizes[0])).astype(np.float32)
     T = rng.integers(0, sizes[-1], BATCH * BATCHES)
@@ -67,12 +63,20 @@ def make_data(sizes, device, seed=0):
 
 def nerva_step(sizes, device, X, T):
     """A closure running one nerva-xp training step per call, cycling through the batches."""
+    from nerva_xp.datasets import DataLoader
+    from nerva_xp.loss_functions import parse_loss_function
+    from nerva_xp.multilayer_perceptron import parse_multilayer_perceptron
+    from nerva_xp.training import run_batches
+
     M = parse_multilayer_perceptron(
         ["ReLU", "ReLU", "Linear"], sizes, ["Momentum(0.9)"], ["XavierNormal"],
         device=device, rng=np.random.default_rng(1),
     )  # fmt: skip
     loss = parse_loss_function("SoftmaxCrossEntropy")
-    batches = list(DataLoader(X, T, BATCH, num_classes=sizes[-1], device=device))
+    loader = DataLoader(
+        X, T, BATCH, sizes[-1], shuffle=True, rng=np.random.default_rng(3), device=device
+    )
+    batches = list(loader.in_file_order())
     counter = iter(range(10**9))
 
     def step():
@@ -82,14 +86,16 @@ def nerva_step(sizes, device, X, T):
         M.backpropagate(Y, DY)
         M.optimize(0.001)
 
-    def epoch_loop():
-        run_batches(M, loss, 0.001, batches, epoch=0)
+    def epoch_loop():  # what `nerva-xp train` runs per epoch: shuffled batches, finiteness check
+        run_batches(M, loss, 0.001, loader, epoch=0)
 
     return step, epoch_loop
 
 
 def gemm_floor_step(sizes, device, X):
     """The step's GEMMs only, without the first layer's DX (what any NumPy backend must do)."""
+    from nerva_xp import inplace
+
     rng = np.random.default_rng(2)
     Ws = [device.asarray(rng.standard_normal((k, d)) * 0.01) for d, k in pairs(sizes)]
     Xb = device.asarray(X[:BATCH])
@@ -136,26 +142,31 @@ def torch_step(sizes, X, T, threads):
     return step
 
 
-def interleaved_medians(functions: dict, device, steps: int, rounds: int) -> dict[str, float]:
-    """Median seconds per step of each function, measured in interleaved rounds."""
+def interleaved_medians(
+    functions: dict, device, steps: int, rounds: int, steps_per_call: dict | None = None
+) -> dict[str, float]:
+    """Median seconds per step of each function, measured in interleaved rounds of ``steps``
+    steps (a function listed in ``steps_per_call`` runs that many steps per call)."""
+    per_call = {name: (steps_per_call or {}).get(name, 1) for name in functions}
     for function in functions.values():
-        for _ in range(3):
-            function()
+        function()
         device.synchronize()
     samples: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(rounds):
         for name, function in functions.items():
+            calls = max(1, steps // per_call[name])
             start = time.perf_counter()
-            for _ in range(steps):
+            for _ in range(calls):
                 function()
             device.synchronize()
-            samples[name].append((time.perf_counter() - start) / steps)
+            samples[name].append((time.perf_counter() - start) / (calls * per_call[name]))
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def report(shape: str, sizes, device, results, peak, epoch_seconds) -> None:
     flops = step_flops(sizes, BATCH)
     floor, torch = results["bare GEMMs (floor)"], results.get("PyTorch (plain)")
+    nerva_numpy = results.get("nerva-numpy 1.0")
     print(f"\nMLP {'-'.join(map(str, sizes))} ({shape}), batch {BATCH}, {device.describe()}")
     print(f"{flops / 1e9:.2f} GFLOP per step; GEMM peak measured now: {peak:.0f} GFLOP/s")
     print("| implementation | ms per step | GFLOP/s | of GEMM peak | × GEMM floor | × PyTorch |")
@@ -167,21 +178,104 @@ def report(shape: str, sizes, device, results, peak, epoch_seconds) -> None:
             f"{flops / seconds / 1e9 / peak:.0%} | {seconds / floor:.2f} | {vs_torch} |"
         )
     nerva = results["nerva-xp step"]
-    print(f"nerva-xp epoch loop (run_batches over a DataLoader): {epoch_seconds * 1e3:.2f} ms "
-          f"per step, {epoch_seconds / nerva:.2f} × the bare step loop")  # fmt: skip
+    if nerva_numpy:
+        print(f"nerva-xp is {nerva_numpy / nerva:.1f} × as fast as nerva-numpy 1.0")
+    print(
+        f"nerva-xp training epoch (shuffled DataLoader, finiteness check): "
+        f"{epoch_seconds * 1e3:.2f} ms per step, {epoch_seconds / nerva:.2f} × the bare step loop"
+    )
 
 
-def benchmark_shape(shape: str, device, steps: int, rounds: int, threads) -> None:
+def nerva_numpy_step(sizes, X, T):
+    """A nerva-numpy 1.0 step (its own API) on the same data, or None without nerva-numpy."""
+    try:
+        from nerva_numpy.loss_functions import parse_loss_function
+        from nerva_numpy.multilayer_perceptron import parse_multilayer_perceptron
+    except ImportError:
+        return None
+    M = parse_multilayer_perceptron(
+        ["ReLU", "ReLU", "Linear"], sizes, ["Momentum(0.9)"] * 3, ["XavierNormal"] * 3
+    )
+    loss = parse_loss_function("SoftmaxCrossEntropy")
+    one_hot = np.eye(sizes[-1], dtype=np.float32)[T]
+    counter = iter(range(10**9))
+
+    def step():
+        k = next(counter) % BATCHES
+        xb, tb = X[k * BATCH : (k + 1) * BATCH], one_hot[k * BATCH : (k + 1) * BATCH]
+        Y = M.feedforward(xb)
+        M.backpropagate(Y, loss.gradient(Y, tb) / BATCH)
+        M.optimize(0.001)
+
+    return step
+
+
+def baseline_in_child(baseline: str, python: str, args) -> float | None:
+    """A baseline's median seconds per step, measured in a child process: in one process, torch's
+    OpenMP threads and OpenBLAS's spin-waiting threads would slow each other down."""
+    command = [python, __file__, "--baseline", baseline, "--shape", args.shape_now]
+    command += ["--steps", str(args.steps), "--rounds", str(args.rounds)]
+    command += ["--threads", str(args.threads)] if args.threads else []
+    result = subprocess.run(command, capture_output=True, text=True)
+    return float(result.stdout) if result.returncode == 0 and result.stdout.strip() else None
+
+
+def run_baseline(args) -> None:
+    """Child mode: print one baseline's median seconds per step (exit 1 if it is missing)."""
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+    sizes = SHAPES[args.shape]
+    X, T = make_data(sizes)
+    if args.baseline == "torch":
+        step = torch_step(sizes, X, T, args.threads)
+    else:
+        step = nerva_numpy_step(sizes, X, T)
+    if step is None:
+        sys.exit(1)
+    print(
+        interleaved_medians({"baseline": step}, _HostClock(), args.steps, args.rounds)["baseline"]
+    )
+
+
+class _HostClock:
+    def synchronize(self) -> None:
+        pass
+
+
+def baselines(args, device) -> dict[str, tuple[str, str]]:
+    """name -> (child mode, interpreter) of the baselines this run measures (CPU only)."""
+    if device.name != "cpu":
+        return {}
+    chosen = {"PyTorch (plain)": ("torch", sys.executable)}
+    if args.nerva_numpy_python:
+        chosen["nerva-numpy 1.0"] = ("nerva-numpy", args.nerva_numpy_python)
+    return chosen
+
+
+def benchmark_shape(shape: str, device, args) -> None:
     sizes = SHAPES[shape]
-    X, T = make_data(sizes, device)
+    X, T = make_data(sizes)
     step, epoch_loop = nerva_step(sizes, device, X, T)
-    functions = {"nerva-xp step": step, "bare GEMMs (floor)": gemm_floor_step(sizes, device, X)}
-    torch = torch_step(sizes, X, T, threads) if device.name == "cpu" else None
-    if torch is not None:
-        functions["PyTorch (plain)"] = torch
-    results = interleaved_medians(functions, device, steps, rounds)
-    epoch = interleaved_medians({"epoch": epoch_loop}, device, 1, rounds)["epoch"] / BATCHES
-    report(shape, sizes, device, results, gemm_peak(device), epoch)
+    args.shape_now = shape
+    chosen = baselines(args, device)
+    before = {
+        name: baseline_in_child(mode, python, args) for name, (mode, python) in chosen.items()
+    }
+    functions = {
+        "nerva-xp step": step,
+        "bare GEMMs (floor)": gemm_floor_step(sizes, device, X),
+        "epoch": epoch_loop,
+    }
+    results = interleaved_medians(functions, device, args.steps, args.rounds, {"epoch": BATCHES})
+    epoch = results.pop("epoch")
+    peak = gemm_peak(device)
+    for name, (mode, python) in chosen.items():  # before and after ours, averaged: drift cancels
+        after = baseline_in_child(mode, python, args)
+        if before[name] is not None and after is not None:
+            results[name] = (before[name] + after) / 2
+    report(shape, sizes, device, results, peak, epoch)
 
 
 def peak_rss_mb(epochs: int, dataset: Path) -> float:
@@ -227,7 +321,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds")
     parser.add_argument("--memory", action="store_true", help="also measure peak RSS")
     parser.add_argument("--memory-rows", type=int, default=50000)
+    parser.add_argument(
+        "--nerva-numpy-python", metavar="PYTHON", help="an interpreter with nerva-numpy 1.0"
+    )
+    parser.add_argument("--baseline", choices=["torch", "nerva-numpy"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.baseline:
+        run_baseline(args)
+        return
+    from nerva_xp import inplace
+    from nerva_xp.device import select_device
+
     if args.threads:
         from threadpoolctl import threadpool_limits
 
@@ -236,7 +340,7 @@ def main() -> None:
     device = select_device(args.device)
     shapes = ["cifar", "mnist"] if args.shape == "both" else [args.shape]
     for shape in shapes:
-        benchmark_shape(shape, device, args.steps, args.rounds, args.threads)
+        benchmark_shape(shape, device, args)
     if args.memory:
         memory_report(args.memory_rows)
 

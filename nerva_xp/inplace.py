@@ -1,10 +1,11 @@
 """In-place updates of weight-sized arrays: the optimizer steps (spec §9) and DW = DZ^T X (§6.2).
 
-Each operation has an array-API reference and a NumPy fast path with the same arithmetic, in the
-same order, so both give bit-identical results. The fast path writes GEMM results straight into
-the stored gradient (``matmul(..., out=)``), runs element-wise updates through ``out=`` ufuncs on a
-reusable scratch buffer (no temporary the size of a weight matrix), and splits large updates over
-a small thread pool (NumPy releases the GIL inside ufunc loops). ``set_threads`` sizes the pool.
+Each operation has an array-API reference and NumPy fast paths computing the same formula. GEMM
+results go straight into the stored gradient (``matmul(..., out=)``). Large updates of NumPy arrays
+use level-1 BLAS (``host_blas``: y ← a·x + y on OpenBLAS's threads, which may fuse the multiply and
+add, so results can differ from the reference in the last bit); without it, ``out=`` ufuncs on a
+reusable scratch buffer split over a small thread pool (same arithmetic as the reference). No
+temporary the size of a weight matrix is made. ``set_threads`` sizes the pool.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from nerva_xp import host_blas
+
 PARALLEL_MINIMUM = 1 << 16  # elements; smaller updates run on the calling thread
+BLAS_MINIMUM = 1 << 14  # elements; smaller updates (biases) use the reference
 
 _threads = max(1, min(os.cpu_count() or 1, 8))
 _pool: ThreadPoolExecutor | None = None
@@ -37,6 +41,17 @@ def _fast(*arrays) -> bool:
     return all(type(a) is np.ndarray and a.flags.c_contiguous for a in arrays)
 
 
+def _blas(*arrays) -> bool:
+    """Whether the BLAS path applies: large NumPy arrays of one float dtype, BLAS found."""
+    return (
+        _fast(*arrays)
+        and arrays[0].size >= BLAS_MINIMUM
+        and arrays[0].dtype in (np.float32, np.float64)
+        and all(a.dtype == arrays[0].dtype for a in arrays)
+        and host_blas.available()
+    )
+
+
 def _in_chunks(function, *arrays) -> None:
     """function(*chunks) over row blocks of the arrays, in parallel when they are large."""
     rows = arrays[0].shape[0] if arrays[0].ndim else 1
@@ -56,8 +71,8 @@ def _in_chunks(function, *arrays) -> None:
 
 
 def scratch_like(x):
-    """A reusable buffer for the fast path of updates of x (None where the fast path never runs)."""
-    return np.empty_like(x) if _fast(x) else None
+    """A reusable buffer for the ufunc path of updates of x (None where that path never runs)."""
+    return np.empty_like(x) if _fast(x) and not _blas(x) else None
 
 
 def matmul_into(A, B, out) -> None:
@@ -77,7 +92,9 @@ def _gradient_descent_chunk(x, Dx, scratch, eta: float) -> None:
 
 def gradient_descent_update(x, Dx, eta: float, scratch=None) -> None:
     """x ← x − η·Dx."""
-    if scratch is not None and _fast(x, Dx, scratch):
+    if _blas(x, Dx):
+        host_blas.axpy(-eta, Dx, x)
+    elif scratch is not None and _fast(x, Dx, scratch):
         _in_chunks(lambda *a: _gradient_descent_chunk(*a, eta), x, Dx, scratch)
     else:
         x -= eta * Dx
@@ -91,7 +108,11 @@ def _momentum_chunk(x, Dx, delta, scratch, eta: float, mu: float) -> None:
 
 def momentum_update(x, Dx, delta, eta: float, mu: float, scratch=None) -> None:
     """Δ ← μΔ − η·Dx; x ← x + Δ."""
-    if scratch is not None and _fast(x, Dx, delta, scratch):
+    if _blas(x, Dx, delta):
+        host_blas.scal(mu, delta)
+        host_blas.axpy(-eta, Dx, delta)
+        host_blas.axpy(1.0, delta, x)
+    elif scratch is not None and _fast(x, Dx, delta, scratch):
         _in_chunks(lambda *a: _momentum_chunk(*a, eta, mu), x, Dx, delta, scratch)
     else:
         delta *= mu
@@ -109,7 +130,12 @@ def _nesterov_chunk(x, Dx, delta, scratch, eta: float, mu: float) -> None:
 
 def nesterov_update(x, Dx, delta, eta: float, mu: float, scratch=None) -> None:
     """Δ ← μΔ − η·Dx; x ← x + μΔ − η·Dx (the new Δ), computed as (x − η·Dx) + μΔ."""
-    if scratch is not None and _fast(x, Dx, delta, scratch):
+    if _blas(x, Dx, delta):
+        host_blas.scal(mu, delta)
+        host_blas.axpy(-eta, Dx, delta)
+        host_blas.axpy(-eta, Dx, x)
+        host_blas.axpy(mu, delta, x)
+    elif scratch is not None and _fast(x, Dx, delta, scratch):
         _in_chunks(lambda *a: _nesterov_chunk(*a, eta, mu), x, Dx, delta, scratch)
     else:
         delta *= mu

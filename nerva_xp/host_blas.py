@@ -1,0 +1,85 @@
+"""Level-1 BLAS (axpy, scal) of the OpenBLAS that NumPy's wheels bundle, through ctypes.
+
+NumPy has no in-place y ← a·x + y; with it, a momentum update touches memory 8 times instead of 10
+and runs on OpenBLAS's own threads. The library and its symbols are looked up once; where they are
+missing (another NumPy build) or NERVA_XP_HOST_BLAS=0, ``available()`` is False and callers use
+their ufunc path. Arrays must be C-contiguous float32 or float64 NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import glob
+import os
+
+import numpy as np
+
+_PREFIXES = ("scipy_cblas_", "cblas_")  # NumPy >= 2 wheels rename OpenBLAS's symbols
+_SUFFIXES = ("64_", "")  # ILP64 builds take 64-bit sizes
+
+
+def _candidates() -> list[str]:
+    numpy_folder = os.path.dirname(np.__file__)
+    patterns = ("numpy.libs/*openblas*", ".dylibs/*openblas*", "numpy.libs/*blas*")
+    found = []
+    for pattern in patterns:
+        found += glob.glob(os.path.join(numpy_folder, "..", pattern))
+        found += glob.glob(os.path.join(numpy_folder, pattern))
+    return found
+
+
+def _bind(library, name: str, integer, arguments):
+    function = getattr(library, name)
+    function.argtypes = [integer if a is int else a for a in arguments]
+    function.restype = None
+    return function
+
+
+@functools.cache
+def _routines() -> dict | None:
+    if os.environ.get("NERVA_XP_HOST_BLAS", "1") == "0":
+        return None
+    for path in _candidates():
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in _PREFIXES:
+            for suffix in _SUFFIXES:
+                try:
+                    return {
+                        np.dtype(np.float32): _table(library, prefix, suffix, "s"),
+                        np.dtype(np.float64): _table(library, prefix, suffix, "d"),
+                    }
+                except AttributeError:
+                    continue
+    return None
+
+
+def _table(library, prefix: str, suffix: str, letter: str) -> dict:
+    """axpy and scal for one float type (letter s or d) under one symbol naming."""
+    real = ctypes.c_float if letter == "s" else ctypes.c_double
+    integer = ctypes.c_int64 if suffix else ctypes.c_int
+    pointer = ctypes.c_void_p
+    name = f"{prefix}{letter}{{}}{suffix}"
+    return {
+        "axpy": _bind(
+            library, name.format("axpy"), integer, [int, real, pointer, int, pointer, int]
+        ),
+        "scal": _bind(library, name.format("scal"), integer, [int, real, pointer, int]),
+    }
+
+
+def available() -> bool:
+    return _routines() is not None
+
+
+def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
+    """y ← a·x + y, in place."""
+    _routines()[y.dtype]["axpy"](y.size, a, x.ctypes.data, 1, y.ctypes.data, 1)
+
+
+def scal(a: float, x: np.ndarray) -> None:
+    """x ← a·x, in place."""
+    _routines()[x.dtype]["scal"](x.size, a, x.ctypes.data, 1)
