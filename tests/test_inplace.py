@@ -1,0 +1,102 @@
+"""In-place updates (spec §1.5, §9): the BLAS path, the ufunc path and the array-API reference
+compute the same optimizer steps, into the very arrays they were given."""
+
+import numpy as np
+import pytest
+
+from nerva_xp import host_blas, inplace
+
+from conftest import device_or_skip, host
+
+SHAPE = (300, 200)  # 60000 elements: above the BLAS and thread thresholds
+
+
+def arrays(dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x, Dx, delta = (rng.standard_normal(SHAPE).astype(dtype) for _ in range(3))
+    return x, Dx, delta
+
+
+def run(update, path: str, dtype):
+    """x and Δ after two updates along ``path`` (blas, ufunc or reference)."""
+    x, Dx, delta = arrays(dtype)
+    if path == "reference":
+        device = device_or_skip("strict", np.dtype(dtype).name)
+        x, Dx, delta = (device.asarray(a) for a in (x, Dx, delta))
+    scratch = np.empty_like(x) if path == "ufunc" else None
+    ids = (id(x), id(delta))
+    for eta in (0.1, 0.05):
+        update(x, Dx, delta, eta, scratch)
+    assert (id(x), id(delta)) == ids
+    return host(x), host(delta)
+
+
+UPDATES = {
+    "gradient_descent": lambda x, Dx, delta, eta, s: inplace.gradient_descent_update(x, Dx, eta, s),
+    "momentum": lambda x, Dx, delta, eta, s: inplace.momentum_update(x, Dx, delta, eta, 0.9, s),
+    "nesterov": lambda x, Dx, delta, eta, s: inplace.nesterov_update(x, Dx, delta, eta, 0.9, s),
+}
+
+
+@pytest.fixture
+def no_blas(monkeypatch):
+    monkeypatch.setattr(host_blas, "available", lambda: False)
+
+
+@pytest.mark.parametrize("name", UPDATES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ufunc_path_is_bit_identical_to_the_reference(name, dtype, no_blas):
+    for got, expected in zip(
+        run(UPDATES[name], "ufunc", dtype), run(UPDATES[name], "reference", dtype), strict=True
+    ):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("name", UPDATES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blas_path_equals_the_reference_up_to_rounding(name, dtype):
+    if not host_blas.available():
+        pytest.skip("NumPy's bundled OpenBLAS was not found; the ufunc path is used")
+    tolerance = 1e-6 if dtype == np.float32 else 1e-14
+    for got, expected in zip(
+        run(UPDATES[name], "blas", dtype), run(UPDATES[name], "reference", dtype), strict=True
+    ):
+        np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+
+
+def test_threaded_ufunc_path_equals_one_thread(no_blas):
+    results = []
+    for count in (1, 2):
+        inplace.set_threads(count)
+        results.append(run(UPDATES["momentum"], "ufunc", np.float32))
+    inplace.set_threads(2)
+    for one, two in zip(*results, strict=True):
+        np.testing.assert_array_equal(one, two)
+
+
+def test_scratch_buffers_only_where_the_ufunc_path_runs(monkeypatch):
+    big = np.zeros(SHAPE, np.float32)
+    assert inplace.scratch_like(np.zeros(10, np.float32)) is not None  # small: no BLAS
+    assert (inplace.scratch_like(big) is None) == host_blas.available()
+    monkeypatch.setattr(host_blas, "available", lambda: False)
+    assert inplace.scratch_like(big).shape == SHAPE
+
+
+def test_matmul_into_writes_into_the_given_array():
+    rng = np.random.default_rng(1)
+    A, B = rng.random((7, 5), dtype=np.float32), rng.random((5, 3), dtype=np.float32)
+    out = np.zeros((7, 3), np.float32)
+    inplace.matmul_into(A, B, out)
+    np.testing.assert_allclose(out, A @ B, rtol=1e-6)
+
+
+def test_blas_can_be_switched_off_by_environment():
+    import subprocess
+    import sys
+
+    code = "from nerva_xp import host_blas; print(host_blas.available())"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={"NERVA_XP_HOST_BLAS": "0", "PATH": "/usr/bin"},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert result.stdout.strip() == "False"
