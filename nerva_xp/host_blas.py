@@ -1,9 +1,9 @@
-"""Level-1 BLAS (axpy, scal) of the OpenBLAS that NumPy's wheels bundle, through ctypes.
+"""Level-1 BLAS (axpy, axpby) of the OpenBLAS that NumPy's wheels bundle, through ctypes.
 
-NumPy has no in-place y ← a·x + y; with it, a momentum update touches memory 8 times instead of 10
-and runs on OpenBLAS's own threads. The library and its symbols are looked up once; where they are
-missing (another NumPy build) or NERVA_XP_HOST_BLAS=0, ``available()`` is False and callers use
-their ufunc path. Arrays must be C-contiguous float32 or float64 NumPy arrays.
+NumPy has no in-place y ← a·x + b·y; with it, a momentum update passes over memory 6 times
+instead of 10 and runs on OpenBLAS's own threads. The library and its symbols are looked up once;
+where they are missing (another NumPy build) or NERVA_XP_HOST_BLAS=0, ``available()`` is False
+and callers use their ufunc path. Arrays must be C-contiguous float32 or float64 NumPy arrays.
 """
 
 from __future__ import annotations
@@ -58,16 +58,14 @@ def _routines() -> dict | None:
 
 
 def _table(library, prefix: str, suffix: str, letter: str) -> dict:
-    """axpy and scal for one float type (letter s or d) under one symbol naming."""
+    """axpy and axpby for one float type (letter s or d) under one symbol naming."""
     real = ctypes.c_float if letter == "s" else ctypes.c_double
     integer = ctypes.c_int64 if suffix else ctypes.c_int
-    pointer = ctypes.c_void_p
+    vector = [ctypes.c_void_p, int]
     name = f"{prefix}{letter}{{}}{suffix}"
     return {
-        "axpy": _bind(
-            library, name.format("axpy"), integer, [int, real, pointer, int, pointer, int]
-        ),
-        "scal": _bind(library, name.format("scal"), integer, [int, real, pointer, int]),
+        "axpy": _bind(library, name.format("axpy"), integer, [int, real, *vector, *vector]),
+        "axpby": _bind(library, name.format("axpby"), integer, [int, real, *vector, real, *vector]),
     }
 
 
@@ -80,6 +78,6 @@ def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
     _routines()[y.dtype]["axpy"](y.size, a, x.ctypes.data, 1, y.ctypes.data, 1)
 
 
-def scal(a: float, x: np.ndarray) -> None:
-    """x ← a·x, in place."""
-    _routines()[x.dtype]["scal"](x.size, a, x.ctypes.data, 1)
+def axpby(a: float, x: np.ndarray, b: float, y: np.ndarray) -> None:
+    """y ← a·x + b·y, in place (an OpenBLAS extension of BLAS)."""
+    _routines()[y.dtype]["axpby"](y.size, a, x.ctypes.data, 1, b, y.ctypes.data, 1)

@@ -2,10 +2,10 @@
 
 Each operation has an array-API reference and NumPy fast paths computing the same formula. GEMM
 results go straight into the stored gradient (``matmul(..., out=)``). Large updates of NumPy arrays
-use level-1 BLAS (``host_blas``: y ← a·x + y on OpenBLAS's threads, which may fuse the multiply and
-add, so results can differ from the reference in the last bit); without it, ``out=`` ufuncs on a
-reusable scratch buffer split over a small thread pool (same arithmetic as the reference). No
-temporary the size of a weight matrix is made. ``set_threads`` sizes the pool.
+use level-1 BLAS (``host_blas``: y ← a·x + b·y on OpenBLAS's threads, which may fuse multiplies
+and adds, so results can differ from the reference in the last bit); without it, ``out=`` ufuncs
+on a reusable scratch buffer split over a small thread pool (same arithmetic as the reference).
+No temporary the size of a weight matrix is made. ``set_threads`` sizes the pool.
 """
 
 from __future__ import annotations
@@ -109,8 +109,7 @@ def _momentum_chunk(x, Dx, delta, scratch, eta: float, mu: float) -> None:
 def momentum_update(x, Dx, delta, eta: float, mu: float, scratch=None) -> None:
     """Δ ← μΔ − η·Dx; x ← x + Δ."""
     if _blas(x, Dx, delta):
-        host_blas.scal(mu, delta)
-        host_blas.axpy(-eta, Dx, delta)
+        host_blas.axpby(-eta, Dx, mu, delta)
         host_blas.axpy(1.0, delta, x)
     elif scratch is not None and _fast(x, Dx, delta, scratch):
         _in_chunks(lambda *a: _momentum_chunk(*a, eta, mu), x, Dx, delta, scratch)
@@ -131,8 +130,7 @@ def _nesterov_chunk(x, Dx, delta, scratch, eta: float, mu: float) -> None:
 def nesterov_update(x, Dx, delta, eta: float, mu: float, scratch=None) -> None:
     """Δ ← μΔ − η·Dx; x ← x + μΔ − η·Dx (the new Δ), computed as (x − η·Dx) + μΔ."""
     if _blas(x, Dx, delta):
-        host_blas.scal(mu, delta)
-        host_blas.axpy(-eta, Dx, delta)
+        host_blas.axpby(-eta, Dx, mu, delta)
         host_blas.axpy(-eta, Dx, x)
         host_blas.axpy(mu, delta, x)
     elif scratch is not None and _fast(x, Dx, delta, scratch):
