@@ -107,6 +107,8 @@ def _add_train(commands) -> None:
     add("--threads", metavar="N", type=_int_at_least(1), help="BLAS and element-wise threads")
     add("--debug", action="store_true", help="per-batch dump; tracebacks behind errors")
     add("--metrics", metavar="FILE", help="write one JSON line per epoch")
+    add("--checkpoint", metavar="FILE", help="save the whole training state after every epoch")
+    add("--resume", metavar="FILE", help="continue the run saved in a checkpoint")
     add("--plot", metavar="FILE.png", help="plot loss and accuracy curves (needs matplotlib)")
     train.set_defaults(run=run_train)
 

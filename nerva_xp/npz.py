@@ -93,11 +93,13 @@ def save_dict_to_npz(filename, data: dict) -> str:
     return write_atomically(npz_path(filename), lambda file: np.savez_compressed(file, **arrays))
 
 
-def check_weight_array(filename, key: str, value: np.ndarray, shape: tuple) -> np.ndarray:
+def check_weight_array(
+    filename, key: str, value: np.ndarray, shape: tuple, kind: str = "weights"
+) -> np.ndarray:
     """``value`` if it is a finite numeric array of ``shape`` (a bias may also be (1, K))."""
 
     def fail(reason: str):
-        raise DataError(f'cannot read weights file "{filename}": key "{key}" {reason}')
+        raise DataError(f'cannot read {kind} file "{filename}": key "{key}" {reason}')
 
     if value.dtype.kind not in "biuf":
         fail(f"holds {value.dtype} values; expected numbers")

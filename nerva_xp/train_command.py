@@ -7,6 +7,7 @@ Run order: (1) parse and validate every option, (2) select the device and print 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -18,6 +19,7 @@ import numpy as np
 
 from nerva_xp import inplace
 from nerva_xp.atomic_files import write_atomically
+from nerva_xp.checkpoint import load_checkpoint, merge_options, restore, save_checkpoint
 from nerva_xp.cli import UsageError
 from nerva_xp.datasets import (
     DATASET_KEYS,
@@ -35,7 +37,7 @@ from nerva_xp.npz import DataError, npz_path, save_dict_to_npz
 from nerva_xp.optimizers import parse_optimizer
 from nerva_xp.progress import ProgressBar
 from nerva_xp.spec_strings import SpecError, split_list
-from nerva_xp.training import TrainOptions, stochastic_gradient_descent
+from nerva_xp.training import EpochStatistics, TrainOptions, stochastic_gradient_descent
 from nerva_xp.utilities import set_numpy_options
 from nerva_xp.weight_initializers import parse_weight_initializer
 
@@ -129,12 +131,15 @@ def _outputs(args) -> dict[str, str]:
         "--save-dataset": args.save_dataset,
     }
     outputs = {option: npz_path(path) for option, path in outputs.items() if path}
-    outputs.update({o: p for o, p in (("--metrics", args.metrics), ("--plot", args.plot)) if p})
+    named = (("--metrics", args.metrics), ("--plot", args.plot), ("--checkpoint", args.checkpoint))
+    outputs.update({option: path for option, path in named if path})
+    if args.checkpoint:
+        outputs["--checkpoint"] = npz_path(args.checkpoint)
     return outputs
 
 
 def _check_outputs(args) -> None:
-    inputs = {os.path.realpath(p) for p in (args.load_dataset, args.load_weights) if p}
+    inputs = {os.path.realpath(p) for p in (args.load_dataset, args.load_weights, args.resume) if p}
     for option, path in _outputs(args).items():
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
@@ -215,8 +220,31 @@ def _limit_threads(count: int) -> None:
     inplace.set_threads(count)
 
 
+def _resume(args):
+    """(args with a checkpoint's options merged in, the checkpoint), or (args, None)."""
+    if not args.resume:
+        return args, None
+    if args.load_weights:
+        raise UsageError("--load-weights: cannot be combined with --resume")
+    stored = load_checkpoint(args.resume)
+    from nerva_xp.cli import build_parser
+
+    defaults = vars(build_parser().parse_args(["train"]))
+    try:
+        merged = merge_options(args.resume, stored.options, vars(args), defaults)
+    except ValueError as error:
+        raise UsageError(f"--resume: {error}") from None
+    return argparse.Namespace(**merged), stored
+
+
+def _stored_options(args, seed: int) -> dict:
+    options = {k: v for k, v in vars(args).items() if k not in ("run", "command")}
+    return options | {"seed": seed}
+
+
 def run_train(args) -> int:
     """The whole ``train`` command; returns the exit code (errors are raised)."""
+    args, checkpoint = _resume(args)
     plan = _check_specs(args)
     _check_outputs(args)
     if args.threads:
@@ -237,6 +265,23 @@ def run_train(args) -> int:
     M = parse_multilayer_perceptron(
         plan.layers, plan.sizes, plan.optimizers, plan.initializers, device=device, rng=rng
     )
+    first_epoch, previous_rows = 0, []
+    if checkpoint is not None:
+        restore(args.resume, M, rng, checkpoint)
+        first_epoch = checkpoint.epoch
+        previous_rows = [EpochStatistics(*row) for row in checkpoint.rows[:first_epoch]]
+        print(f"Resuming from checkpoint {args.resume} after epoch {first_epoch}")
+    options = _stored_options(args, seed)
+
+    def after_epoch(epochs_done: int, rows) -> None:
+        if args.checkpoint:
+            all_rows = previous_rows + rows
+            save_checkpoint(
+                args.checkpoint, M, epochs_done, plan.learning_rate, rng, options, all_rows
+            )
+            if args.metrics:
+                _write_metrics(args.metrics, all_rows)
+
     if args.load_weights:
         M.load_weights_and_bias(args.load_weights)
     if args.save_initial_weights:
@@ -255,7 +300,10 @@ def run_train(args) -> int:
             train_loader,
             test_loader,
             progress=ProgressBar(args.epochs),
+            first_epoch=first_epoch,
+            after_epoch=after_epoch,
         )
+    rows = previous_rows + rows
     if args.save_weights:
         M.save_weights_and_bias(args.save_weights)
     if args.metrics:

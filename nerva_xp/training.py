@@ -187,16 +187,21 @@ def stochastic_gradient_descent(
     train_loader: DataLoader,
     test_loader: DataLoader,
     progress=None,
+    first_epoch: int = 0,
+    after_epoch=None,
 ) -> list[EpochStatistics]:
     """Train M for ``epochs`` epochs, printing the table of spec §13.1; returns its rows.
 
     Args:
         progress: optional ``f(batches, epoch)`` wrapping each epoch's batches (a progress bar).
+        first_epoch: epochs already done (a resumed run); its first row restates that epoch.
+        after_epoch: optional ``f(epochs_done, rows)`` called after each epoch's row.
     """
     print_epoch_header()
-    rows = [compute_statistics(M, learning_rate(0), loss, train_loader, test_loader, epoch=0)]
+    lr = learning_rate(max(first_epoch - 1, 0))
+    rows = [compute_statistics(M, lr, loss, train_loader, test_loader, epoch=first_epoch)]
     training_time = 0.0
-    for epoch in range(epochs):
+    for epoch in range(first_epoch, epochs):
         timer = StopWatch()
         lr = learning_rate(epoch)
         batches = train_loader if progress is None else progress(train_loader, epoch)
@@ -205,6 +210,8 @@ def stochastic_gradient_descent(
         seconds = timer.seconds()
         training_time += seconds
         rows.append(compute_statistics(M, lr, loss, train_loader, test_loader, epoch + 1, seconds))
+        if after_epoch is not None:
+            after_epoch(epoch + 1, rows)
     print_epoch_footer(training_time)
     return rows
 

@@ -1,0 +1,132 @@
+"""Training checkpoints (spec §14.1 ``--checkpoint`` / ``--resume``): one NPZ file, no pickles.
+
+Keys: the weight-file keys of spec §7.2 (W{i}, b{i}, srelu{i}, gamma{j}, beta{j}); ``opt{k}_{name}``
+for each buffer of the k-th optimizer (k = 1, 2, ... over every layer's optimizers, in layer
+order); ``epoch`` (epochs completed); ``scheduler`` (its spec); ``rng_state`` (the PCG64
+``bit_generator.state`` as JSON); ``options`` (the run's options as JSON); ``rows`` (the statistics
+rows so far, as JSON); ``format`` (the version). Strings are stored as 0-d unicode arrays.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from nerva_xp.device import assign_from_host
+from nerva_xp.npz import DataError, check_weight_array, load_dict_from_npz, save_dict_to_npz
+
+FORMAT = 1
+_TEXT_KEYS = ("scheduler", "rng_state", "options", "rows")
+
+
+@dataclass
+class Checkpoint:
+    """The contents of a checkpoint file."""
+
+    epoch: int
+    arrays: dict[str, np.ndarray]  # weights and optimizer buffers
+    scheduler: str
+    rng_state: dict
+    options: dict
+    rows: list[list]
+
+
+def optimizer_buffers(M) -> dict[str, object]:
+    """``opt{k}_{name}`` -> buffer for every optimizer of every layer, in layer order."""
+    buffers, k = {}, 0
+    for layer in M.layers:
+        composite = layer.optimizer
+        for optimizer in getattr(composite, "optimizers", [composite] if composite else []):
+            k += 1
+            for name, buffer in optimizer.buffers().items():
+                buffers[f"opt{k}_{name}"] = buffer
+    return buffers
+
+
+def save_checkpoint(path, M, epoch: int, scheduler, rng, options: dict, rows) -> str:
+    """Write the whole training state after ``epoch`` completed epochs, atomically."""
+    data = dict(M.weights_dict())
+    data.update(optimizer_buffers(M))
+    data["epoch"] = np.array(epoch)
+    data["format"] = np.array(FORMAT)
+    data["scheduler"] = np.array(repr(scheduler))
+    data["rng_state"] = np.array(json.dumps(rng.bit_generator.state))
+    data["options"] = np.array(json.dumps(options, sort_keys=True))
+    data["rows"] = np.array(json.dumps([list(row) for row in rows]))
+    return save_dict_to_npz(path, data)
+
+
+def load_checkpoint(path) -> Checkpoint:
+    """Read and check a checkpoint file (DataError naming the file on any problem)."""
+    required = ("format", "epoch", *_TEXT_KEYS)
+    data = load_dict_from_npz(path, required=required, kind="checkpoint")
+
+    def fail(problem: str):
+        raise DataError(f'cannot read checkpoint file "{path}": {problem}')
+
+    if data["format"].shape != () or int(data["format"]) != FORMAT:
+        fail(f"format {data['format']!r}; expected {FORMAT}")
+    try:
+        texts = {key: json.loads(str(data[key][()])) for key in _TEXT_KEYS if key != "scheduler"}
+        epoch = int(data["epoch"])
+    except (ValueError, TypeError) as error:
+        fail(f"damaged state ({error})")
+    arrays = {k: v for k, v in data.items() if k not in ("format", "epoch", *_TEXT_KEYS)}
+    return Checkpoint(
+        epoch, arrays, str(data["scheduler"][()]), texts["rng_state"], texts["options"],
+        texts["rows"],
+    )  # fmt: skip
+
+
+def restore(path, M, rng, checkpoint: Checkpoint) -> None:
+    """Write the checkpoint's parameters and optimizer buffers into M and its generator state
+    into rng; every array is checked before any is written."""
+    targets = dict(M.weights_dict())
+    targets.update(optimizer_buffers(M))
+    missing = sorted(set(targets) - set(checkpoint.arrays))
+    extra = sorted(set(checkpoint.arrays) - set(targets))
+    if missing or extra:
+        raise DataError(
+            f'checkpoint file "{path}" is for another network: '
+            f"missing {', '.join(missing) or 'nothing'}, unexpected {', '.join(extra) or 'nothing'}"
+        )
+    updates = []
+    for key, target in targets.items():
+        value = check_weight_array(
+            path, key, checkpoint.arrays[key], tuple(target.shape), kind="checkpoint"
+        )
+        updates.append((target, value.reshape(target.shape)))
+    for target, value in updates:
+        assign_from_host(target, value)
+    rng.bit_generator.state = checkpoint.rng_state
+
+
+# options that define the network, the data or the optimizer: a resumed run must keep them
+DEFINING_OPTIONS = (
+    "layers", "layer_sizes", "layer_weights", "optimizers", "learning_rate", "loss",
+    "batch_size", "load_dataset", "dtype", "no_shuffle", "seed",
+)  # fmt: skip
+# options that act once, or name the file being resumed from: never taken from a checkpoint
+ONE_TIME_OPTIONS = ("load_weights", "save_initial_weights", "save_dataset", "resume", "checkpoint")
+
+
+def merge_options(path, stored: dict, given: dict, defaults: dict) -> dict:
+    """The options of a resumed run: the stored ones, overridden by those given on the command
+    line; a given option that defines the network, data or optimizer must equal the stored one
+    (else ValueError naming the first difference)."""
+    merged = dict(given)
+    for key, value in stored.items():
+        if key in ONE_TIME_OPTIONS or key not in given:
+            continue
+        explicit = given[key] != defaults.get(key)
+        if explicit and key in DEFINING_OPTIONS and given[key] != value:
+            option = "--" + key.replace("_", "-")
+            raise ValueError(
+                f"{option} is {given[key]!r} here but {value!r} in the checkpoint "
+                f'"{path}"; a resumed run keeps the network, data and optimizer'
+            )
+        if not explicit:
+            merged[key] = value
+    return merged

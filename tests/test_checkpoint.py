@@ -1,0 +1,107 @@
+"""Checkpoints (spec §14.1): --checkpoint saves the whole state after every epoch, and --resume
+continues so that an interrupted-and-resumed run ends with exactly the uninterrupted weights."""
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nerva_xp.npz import load_dict_from_npz
+
+NETWORK = [
+    "--layers=SReLU;BatchNormalization;ReLU;Linear",
+    "--layer-sizes=6;16;8;3",
+    "--optimizers=Momentum(0.9);Nesterov(0.8);GradientDescent;Momentum(0.5)",
+    "--learning-rate=TimeBased(0.05,0.1)",
+    "--loss=SoftmaxCrossEntropy",
+    "--batch-size=16",
+    "--seed=11",
+]
+
+
+def nerva_xp(*args, cwd) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "nerva_xp", "train", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+@pytest.fixture
+def work(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 6)).astype(np.float32)
+    T = np.argmax(X[:, :3], axis=1)
+    np.savez(tmp_path / "data.npz", Xtrain=X[:90], Ttrain=T[:90], Xtest=X[90:], Ttest=T[90:])
+    return tmp_path
+
+
+def run(work, *args):
+    result = nerva_xp("--load-dataset=data.npz", *NETWORK, *args, cwd=work)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_resumed_run_ends_with_exactly_the_uninterrupted_weights(work):
+    run(work, "--epochs=5", "--save-weights=full.npz", "--metrics=full.jsonl")
+    run(work, "--epochs=2", "--checkpoint=ck.npz")
+    resumed = run(work, "--resume=ck.npz", "--epochs=5", "--save-weights=resumed.npz",
+                  "--metrics=resumed.jsonl")  # fmt: skip
+    assert "Resuming from checkpoint ck.npz after epoch 2" in resumed.stdout
+    full, again = load_dict_from_npz(work / "full.npz"), load_dict_from_npz(work / "resumed.npz")
+    assert list(full) == list(again)
+    for key in full:
+        np.testing.assert_array_equal(again[key], full[key])
+    rows = [json.loads(line) for line in (work / "resumed.jsonl").read_text().splitlines()]
+    expected = [json.loads(line) for line in (work / "full.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1, 2, 3, 4, 5]
+    assert [r["loss"] for r in rows] == [r["loss"] for r in expected]
+
+
+def test_checkpoint_holds_the_whole_state_without_pickles(work):
+    run(work, "--epochs=2", "--checkpoint=ck")
+    data = load_dict_from_npz(work / "ck.npz")
+    assert int(data["epoch"]) == 2 and int(data["format"]) == 1
+    for key in ("W1", "b1", "srelu1", "gamma1", "beta1", "W2", "b2", "W3", "b3"):
+        assert key in data
+    # SReLU W, b, x (Momentum): opt1-3; BN beta, gamma (Nesterov): opt4-5; ReLU W, b (plain
+    # gradient descent keeps no buffer): opt6-7; Linear W, b (Momentum): opt8-9
+    buffers = [k for k in data if re.fullmatch(r"opt\d+_\w+", k)]
+    assert buffers == [f"opt{k}_delta_x" for k in (1, 2, 3, 4, 5, 8, 9)]
+    assert str(data["scheduler"][()]) == "TimeBased(lr=0.05, decay=0.1)"
+    assert json.loads(str(data["rng_state"][()]))["bit_generator"] == "PCG64"
+    assert json.loads(str(data["options"][()]))["seed"] == 11
+    assert all(value.dtype != object for value in data.values())
+
+
+def test_resume_refuses_another_network(work):
+    run(work, "--epochs=1", "--checkpoint=ck.npz")
+    before = (work / "ck.npz").read_bytes()
+    result = nerva_xp("--resume=ck.npz", "--layers=ReLU;Linear", cwd=work)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("nerva-xp: error: --resume: --layers is 'ReLU;Linear' here")
+    assert (work / "ck.npz").read_bytes() == before
+
+
+def test_resume_refuses_a_checkpoint_whose_arrays_do_not_fit(work):
+    run(work, "--epochs=1", "--checkpoint=ck.npz")
+    data = load_dict_from_npz(work / "ck.npz")
+    data.pop("opt1_delta_x")
+    np.savez(work / "other.npz", **data)
+    result = nerva_xp("--resume=other.npz", cwd=work)
+    assert (
+        result.returncode == 1 and "is for another network: missing opt1_delta_x" in result.stderr
+    )
+
+
+def test_checkpoint_may_not_overwrite_the_checkpoint_being_resumed(work):
+    run(work, "--epochs=1", "--checkpoint=ck.npz")
+    result = nerva_xp("--resume=ck.npz", "--checkpoint=ck.npz", cwd=work)
+    assert result.returncode == 2 and "--checkpoint" in result.stderr
+
+
+def test_damaged_checkpoint_is_a_data_error(work):
+    (work / "bad.npz").write_bytes(b"not a checkpoint")
+    result = nerva_xp("--resume=bad.npz", cwd=work)
+    assert result.returncode == 1
+    assert result.stderr.startswith('nerva-xp: error: cannot read checkpoint file "bad.npz"')
