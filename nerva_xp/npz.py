@@ -49,6 +49,31 @@ def _read_member(data, key: str, fail) -> np.ndarray:
     raise AssertionError("unreachable")
 
 
+def _check_declared_sizes(path: str, fail) -> None:
+    """Refuse a member whose .npy header declares more data than the member holds, before
+    NumPy allocates it (a damaged or hostile header could ask for terabytes)."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                try:
+                    version = np.lib.format.read_magic(member)
+                    header = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = header(member)
+                except ValueError:
+                    continue  # not a .npy member, or a header NumPy will refuse itself
+                if dtype.hasobject:
+                    continue
+                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                available = info.file_size - member.tell()
+                if declared > available:
+                    key = info.filename.removesuffix(".npy")
+                    fail(f'key "{key}" declares shape {shape} but holds {available} bytes of data')
+
+
 def load_dict_from_npz(filename, required=(), kind: str = "npz") -> dict[str, np.ndarray]:
     """All arrays of an NPZ file, as host NumPy arrays in file order.
 
@@ -70,6 +95,7 @@ def load_dict_from_npz(filename, required=(), kind: str = "npz") -> dict[str, np
     if not magic.startswith(_ZIP_MAGICS):
         fail("not an NPZ (zip) archive")
     try:
+        _check_declared_sizes(path, fail)
         with np.load(path, allow_pickle=False) as data:
             keys = list(data.files)
             for key in required:
