@@ -32,8 +32,10 @@ def write_atomically(path, write: Callable[[IO[bytes]], None]) -> str:
             os.fsync(file.fileno())
         os.chmod(temporary, _file_mode())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(error, OSError):  # name the file the user asked for
+            raise OSError(error.errno, f"cannot write: {error.strerror or error}", path) from error
         raise
     return path

@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None, prog: str = "nerva-xp") -> int:
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
         return _fail(f"{where}{error.strerror or error}", 1, debug)
+    except MemoryError as error:
+        return _fail(str(error) or "out of memory", 1, debug)
     except KeyboardInterrupt:
         print("nerva-xp: interrupted", file=sys.stderr)
         return 130

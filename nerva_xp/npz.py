@@ -7,9 +7,9 @@ temporary file in the target folder, then ``os.replace``: a file is either compl
 
 from __future__ import annotations
 
+import math
 import os
 import zipfile
-import zlib
 
 import numpy as np
 
@@ -37,16 +37,55 @@ def _read_magic(path: str, fail) -> bytes:
     raise AssertionError("unreachable")
 
 
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(
+        ": "
+    )
+
+
 def _read_member(data, key: str, fail) -> np.ndarray:
+    """One member's array; anything wrong with it (corrupt, truncated, encrypted, unsupported
+    compression, a malformed header) is a one-line DataError, never another exception."""
     try:
         return data[key]
     except ValueError as error:
         if "pickle" in str(error):
             fail(f'key "{key}" holds an object array; nerva-xp never unpickles')
-        fail(f'member "{key}" is corrupt ({error})')
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, MemoryError) as error:
-        fail(f'member "{key}" is corrupt ({type(error).__name__}: {error})')
+        fail(f'member "{key}" is corrupt ({_describe(error)})')
+    except Exception as error:  # a hostile file can make NumPy or zipfile fail in many ways
+        fail(f'member "{key}" is corrupt ({_describe(error)})')
     raise AssertionError("unreachable")
+
+
+def _declared_shape(member):
+    """(shape, dtype) from a .npy member's header, or None when it has no readable header."""
+    try:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+    except Exception:  # not a .npy member, or a malformed header: reading the key will say so
+        return None
+    return shape, dtype
+
+
+def _check_member(archive, info, fail) -> None:
+    key = info.filename.removesuffix(".npy")
+    try:
+        with archive.open(info) as member:
+            declared = _declared_shape(member)
+            position = member.tell()
+    except Exception as error:
+        fail(f'member "{key}" is corrupt ({_describe(error)})')
+    if declared is None or declared[1].hasobject:
+        return
+    shape, dtype = declared
+    if any(not 0 <= n < 2**63 for n in shape):
+        fail(f'key "{key}" declares the impossible shape {shape}')
+    available = info.file_size - position
+    if math.prod(shape) * dtype.itemsize > available:
+        fail(f'key "{key}" declares shape {shape} but holds {available} bytes of data')
 
 
 def _check_declared_sizes(path: str, fail) -> None:
@@ -54,24 +93,7 @@ def _check_declared_sizes(path: str, fail) -> None:
     NumPy allocates it (a damaged or hostile header could ask for terabytes)."""
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
-            with archive.open(info) as member:
-                try:
-                    version = np.lib.format.read_magic(member)
-                    header = (
-                        np.lib.format.read_array_header_1_0
-                        if version == (1, 0)
-                        else np.lib.format.read_array_header_2_0
-                    )
-                    shape, _, dtype = header(member)
-                except ValueError:
-                    continue  # not a .npy member, or a header NumPy will refuse itself
-                if dtype.hasobject:
-                    continue
-                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
-                available = info.file_size - member.tell()
-                if declared > available:
-                    key = info.filename.removesuffix(".npy")
-                    fail(f'key "{key}" declares shape {shape} but holds {available} bytes of data')
+            _check_member(archive, info, fail)
 
 
 def load_dict_from_npz(filename, required=(), kind: str = "npz") -> dict[str, np.ndarray]:
@@ -95,15 +117,20 @@ def load_dict_from_npz(filename, required=(), kind: str = "npz") -> dict[str, np
     if not magic.startswith(_ZIP_MAGICS):
         fail("not an NPZ (zip) archive")
     try:
-        _check_declared_sizes(path, fail)
-        with np.load(path, allow_pickle=False) as data:
-            keys = list(data.files)
-            for key in required:
-                if key not in keys:
-                    fail(f'required key "{key}" is missing')
-            return {key: _read_member(data, key, fail) for key in keys}
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
-        fail(f"not a readable NPZ archive ({type(error).__name__}: {error})")
+        with np.errstate(all="ignore"):
+            _check_declared_sizes(path, fail)
+            with np.load(path, allow_pickle=False) as data:
+                keys = list(data.files)
+                for key in required:
+                    if key not in keys:
+                        fail(f'required key "{key}" is missing')
+                return {key: _read_member(data, key, fail) for key in keys}
+    except DataError:
+        raise
+    except zipfile.BadZipFile as error:
+        fail(f"truncated or corrupt zip archive ({_describe(error)})")
+    except Exception as error:  # a hostile file can make zipfile fail in many ways
+        fail(f"not a readable NPZ archive ({_describe(error)})")
     raise AssertionError("unreachable")
 
 

@@ -171,6 +171,20 @@ def _load_dataset(args):
     return load_npz_dataset(args.load_dataset)
 
 
+def _check_range(args, data, device) -> None:
+    """Inputs must stay finite in the run's dtype (a float64 file may hold 1e300)."""
+    largest = float(np.finfo(device.dtype_name).max)
+    for key, X in (("Xtrain", data[0]), ("Xtest", data[2])):
+        if X.size and X.dtype.itemsize > np.dtype(device.dtype_name).itemsize:
+            extreme = max(abs(float(X.min())), abs(float(X.max())))
+            if extreme > largest:
+                raise DataError(
+                    f'dataset file "{args.load_dataset}": key "{key}" holds values up to '
+                    f"{extreme:.3g}, beyond the {device.dtype_name} range; expected |x| <= "
+                    f"{largest:.3g}"
+                )
+
+
 def _check_widths(args, plan: TrainPlan, data) -> None:
     where = f'dataset file "{args.load_dataset}"' if args.load_dataset else "embedded dataset"
     features, classes = data[0].shape[1], infer_num_classes(data[1], data[3])
@@ -262,9 +276,15 @@ def run_train(args) -> int:
     rng = np.random.default_rng(seed)
     data = _load_dataset(args)
     _check_widths(args, plan, data)
-    M = parse_multilayer_perceptron(
-        plan.layers, plan.sizes, plan.optimizers, plan.initializers, device=device, rng=rng
-    )
+    _check_range(args, data, device)
+    try:
+        M = parse_multilayer_perceptron(
+            plan.layers, plan.sizes, plan.optimizers, plan.initializers, device=device, rng=rng
+        )
+    except MemoryError:  # a run-time error (exit 1): it depends on this machine's memory
+        raise MemoryError(
+            f"--layer-sizes: a network of sizes {plan.sizes} does not fit in memory"
+        ) from None
     first_epoch, previous_rows = 0, []
     if checkpoint is not None:
         restore(args.resume, M, rng, checkpoint)
