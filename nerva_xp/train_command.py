@@ -1,8 +1,10 @@
 """``nerva-xp train`` (spec §13, §14.1, §14.2): options, run order, outputs.
 
-Run order: (1) parse and validate every option, (2) select the device and print the device line,
-(3) load the dataset, (4) build the network (drawing the weights), (5) --load-weights, then
---save-initial-weights, then --save-dataset, (6) train, (7) --save-weights, --metrics, --plot.
+Run order: (1) parse and validate every option (merging a --resume checkpoint's), (2) select the
+device and print the device line, (3) load and check the dataset, (4) build the network (drawing
+the weights; a resumed run then restores its state), (5) --load-weights, then
+--save-initial-weights, then --save-dataset, (6) train (with --checkpoint after every epoch),
+(7) --save-weights, --metrics, --plot.
 """
 
 from __future__ import annotations
@@ -125,16 +127,14 @@ def _check_specs(args) -> TrainPlan:
 
 def _outputs(args) -> dict[str, str]:
     """The files this run writes, by option, with the names they will really have."""
-    outputs = {
+    npz_outputs = {
         "--save-weights": args.save_weights,
         "--save-initial-weights": args.save_initial_weights,
         "--save-dataset": args.save_dataset,
+        "--checkpoint": args.checkpoint,
     }
-    outputs = {option: npz_path(path) for option, path in outputs.items() if path}
-    named = (("--metrics", args.metrics), ("--plot", args.plot), ("--checkpoint", args.checkpoint))
-    outputs.update({option: path for option, path in named if path})
-    if args.checkpoint:
-        outputs["--checkpoint"] = npz_path(args.checkpoint)
+    outputs = {option: npz_path(path) for option, path in npz_outputs.items() if path}
+    outputs.update({o: p for o, p in (("--metrics", args.metrics), ("--plot", args.plot)) if p})
     return outputs
 
 
@@ -256,6 +256,60 @@ def _stored_options(args, seed: int) -> dict:
     return options | {"seed": seed}
 
 
+def _select_device(args, seed: int):
+    """Step 2: the device, and the device line."""
+    try:
+        device = select_device(args.device, args.dtype)
+    except DeviceError as error:
+        raise UsageError(f"--device: {error}") from None
+    threads = f", threads: {args.threads}" if args.threads else ""
+    print(f"Device: {device.describe()}, dtype: {device.dtype_name}, seed: {seed}{threads}")
+    return device
+
+
+def _build_network(plan: TrainPlan, device, rng):
+    """Step 4: the network, drawing its initial weights."""
+    try:
+        return parse_multilayer_perceptron(
+            plan.layers, plan.sizes, plan.optimizers, plan.initializers, device=device, rng=rng
+        )
+    except MemoryError:  # a run-time error (exit 1): it depends on this machine's memory
+        raise MemoryError(
+            f"--layer-sizes: a network of sizes {plan.sizes} does not fit in memory"
+        ) from None
+
+
+def _restore(args, M, rng, checkpoint) -> list[EpochStatistics]:
+    """Resume: the checkpoint's state into M and rng; returns the rows before its last epoch."""
+    if checkpoint is None:
+        return []
+    restore(args.resume, M, rng, checkpoint)
+    print(f"Resuming from checkpoint {args.resume} after epoch {checkpoint.epoch}")
+    return [EpochStatistics(*row) for row in checkpoint.rows[: checkpoint.epoch]]
+
+
+def _before_training(args, M, data, device) -> None:
+    """Step 5: --load-weights, then --save-initial-weights, then --save-dataset."""
+    if args.load_weights:
+        M.load_weights_and_bias(args.load_weights)
+    if args.save_initial_weights:
+        M.save_weights_and_bias(args.save_initial_weights)
+    if args.save_dataset:
+        _save_dataset(args.save_dataset, data, device)
+
+
+def _after_training(args, M, rows) -> None:
+    """Step 7: --save-weights, --metrics, --plot."""
+    if args.save_weights:
+        M.save_weights_and_bias(args.save_weights)
+    if args.metrics:
+        _write_metrics(args.metrics, rows)
+    if args.plot:
+        from nerva_xp.plots import plot_training_curves
+
+        plot_training_curves(rows, args.plot)
+
+
 def run_train(args) -> int:
     """The whole ``train`` command; returns the exit code (errors are raised)."""
     args, checkpoint = _resume(args)
@@ -264,12 +318,7 @@ def run_train(args) -> int:
     if args.threads:
         _limit_threads(args.threads)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
-    try:
-        device = select_device(args.device, args.dtype)
-    except DeviceError as error:
-        raise UsageError(f"--device: {error}") from None
-    threads = f", threads: {args.threads}" if args.threads else ""
-    print(f"Device: {device.describe()}, dtype: {device.dtype_name}, seed: {seed}{threads}")
+    device = _select_device(args, seed)
     TrainOptions.debug = args.debug
     if args.debug:
         set_numpy_options()
@@ -277,20 +326,8 @@ def run_train(args) -> int:
     data = _load_dataset(args)
     _check_widths(args, plan, data)
     _check_range(args, data, device)
-    try:
-        M = parse_multilayer_perceptron(
-            plan.layers, plan.sizes, plan.optimizers, plan.initializers, device=device, rng=rng
-        )
-    except MemoryError:  # a run-time error (exit 1): it depends on this machine's memory
-        raise MemoryError(
-            f"--layer-sizes: a network of sizes {plan.sizes} does not fit in memory"
-        ) from None
-    first_epoch, previous_rows = 0, []
-    if checkpoint is not None:
-        restore(args.resume, M, rng, checkpoint)
-        first_epoch = checkpoint.epoch
-        previous_rows = [EpochStatistics(*row) for row in checkpoint.rows[:first_epoch]]
-        print(f"Resuming from checkpoint {args.resume} after epoch {first_epoch}")
+    M = _build_network(plan, device, rng)
+    previous_rows = _restore(args, M, rng, checkpoint)
     options = _stored_options(args, seed)
 
     def after_epoch(epochs_done: int, rows) -> None:
@@ -302,34 +339,15 @@ def run_train(args) -> int:
             if args.metrics:
                 _write_metrics(args.metrics, all_rows)
 
-    if args.load_weights:
-        M.load_weights_and_bias(args.load_weights)
-    if args.save_initial_weights:
-        M.save_weights_and_bias(args.save_initial_weights)
-    if args.save_dataset:
-        _save_dataset(args.save_dataset, data, device)
+    _before_training(args, M, data, device)
     train_loader, test_loader = make_dataloaders(
         *data, args.batch_size, shuffle=not args.no_shuffle, rng=rng, device=device
     )
     with np.errstate(all="ignore"):  # non-finite values are detected and reported (spec §12.2)
         rows = stochastic_gradient_descent(
-            M,
-            args.epochs,
-            plan.loss,
-            plan.learning_rate,
-            train_loader,
-            test_loader,
-            progress=ProgressBar(args.epochs),
-            first_epoch=first_epoch,
+            M, args.epochs, plan.loss, plan.learning_rate, train_loader, test_loader,
+            progress=ProgressBar(args.epochs), first_epoch=len(previous_rows),
             after_epoch=after_epoch,
-        )
-    rows = previous_rows + rows
-    if args.save_weights:
-        M.save_weights_and_bias(args.save_weights)
-    if args.metrics:
-        _write_metrics(args.metrics, rows)
-    if args.plot:
-        from nerva_xp.plots import plot_training_curves
-
-        plot_training_curves(rows, args.plot)
+        )  # fmt: skip
+    _after_training(args, M, previous_rows + rows)
     return 0
