@@ -16,7 +16,7 @@ from array_api_compat import array_namespace
 
 from nerva_xp.device import Device, as_device, to_numpy
 from nerva_xp.matrix_operations import Matrix
-from nerva_xp.npz import DataError
+from nerva_xp.npz import DataError, shape_text
 from nerva_xp.utilities import load_dict_from_npz, resolve_rng
 
 DATASET_KEYS = ("Xtrain", "Ttrain", "Xtest", "Ttest")
@@ -127,15 +127,11 @@ class DataLoader:
         return self._batches(None)
 
 
-def _shape_text(shape) -> str:
-    return "(" + ", ".join(str(n) for n in shape) + (",)" if len(shape) == 1 else ")")
-
-
 def _validate_inputs(data: dict, fail) -> None:
     for key in ("Xtrain", "Xtest"):
         X = data[key]
         if X.ndim != 2:
-            fail(key, f"has shape {_shape_text(X.shape)}; expected (N, D), one example per row")
+            fail(key, f"has shape {shape_text(X.shape)}; expected (N, D), one example per row")
         if X.dtype.kind not in "biuf":
             fail(key, f"holds {X.dtype} values; expected numbers")
         if not np.all(np.isfinite(X)):
@@ -151,7 +147,7 @@ def _validate_targets(data: dict, fail) -> None:
     for key, X in (("Ttrain", data["Xtrain"]), ("Ttest", data["Xtest"])):
         T = data[key]
         if T.ndim not in (1, 2) or (T.ndim == 2 and T.shape[1] < 2):
-            fail(key, f"has shape {_shape_text(T.shape)}; expected (N,) labels or (N, K) one-hot")
+            fail(key, f"has shape {shape_text(T.shape)}; expected (N,) labels or (N, K) one-hot")
         if T.shape[0] != X.shape[0]:
             fail(key, f"has {T.shape[0]} rows; X{key[1:]} has {X.shape[0]}")
         if T.dtype.kind not in "biuf" or not np.all(np.isfinite(T)):

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from nerva_xp.errors import describe_error
+
 DTYPE_NAMES = ("float32", "float64")
 
 
@@ -142,11 +144,6 @@ class CudaDevice(Device):
         return f"{self.name} (cupy, {self.gpu_name})"
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
-
-
 def _import_cupy():
     """CuPy, imported with its import-time warnings silenced."""
     try:
@@ -156,7 +153,7 @@ def _import_cupy():
     except ImportError:
         raise DeviceError("CuPy is not installed (pip install 'nerva-xp[gpu]')") from None
     except Exception as error:  # a broken CUDA install can fail in many ways
-        raise DeviceError(f"CuPy does not import ({_first_line(error)})") from None
+        raise DeviceError(f"CuPy does not import ({describe_error(error)})") from None
     return cupy
 
 
@@ -185,7 +182,7 @@ def _select_cuda(name: str, dtype: str) -> Device:
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:
-        raise DeviceError(f"no usable CUDA driver or device ({_first_line(error)})") from None
+        raise DeviceError(f"no usable CUDA driver or device ({describe_error(error)})") from None
     if count == 0:
         raise DeviceError("no CUDA device found")
     if index >= count:
@@ -195,7 +192,7 @@ def _select_cuda(name: str, dtype: str) -> Device:
     except DeviceError:
         raise
     except Exception as error:
-        raise DeviceError(f"CUDA kernels do not compile or run ({_first_line(error)})") from None
+        raise DeviceError(f"CUDA kernels do not compile or run ({describe_error(error)})") from None
     from array_api_compat import array_namespace
     from array_api_compat import device as array_device
 

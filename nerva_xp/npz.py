@@ -15,6 +15,7 @@ import numpy as np
 
 from nerva_xp.atomic_files import write_atomically
 from nerva_xp.device import to_numpy
+from nerva_xp.errors import describe_error
 
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
@@ -37,12 +38,6 @@ def _read_magic(path: str, fail) -> bytes:
     raise AssertionError("unreachable")
 
 
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(
-        ": "
-    )
-
-
 def _read_member(data, key: str, fail) -> np.ndarray:
     """One member's array; anything wrong with it (corrupt, truncated, encrypted, unsupported
     compression, a malformed header) is a one-line DataError, never another exception."""
@@ -51,9 +46,9 @@ def _read_member(data, key: str, fail) -> np.ndarray:
     except ValueError as error:
         if "pickle" in str(error):
             fail(f'key "{key}" holds an object array; nerva-xp never unpickles')
-        fail(f'member "{key}" is corrupt ({_describe(error)})')
+        fail(f'member "{key}" is corrupt ({describe_error(error)})')
     except Exception as error:  # a hostile file can make NumPy or zipfile fail in many ways
-        fail(f'member "{key}" is corrupt ({_describe(error)})')
+        fail(f'member "{key}" is corrupt ({describe_error(error)})')
     raise AssertionError("unreachable")
 
 
@@ -77,7 +72,7 @@ def _check_member(archive, info, fail) -> None:
             declared = _declared_shape(member)
             position = member.tell()
     except Exception as error:
-        fail(f'member "{key}" is corrupt ({_describe(error)})')
+        fail(f'member "{key}" is corrupt ({describe_error(error)})')
     if declared is None or declared[1].hasobject:
         return
     shape, dtype = declared
@@ -128,9 +123,9 @@ def load_dict_from_npz(filename, required=(), kind: str = "npz") -> dict[str, np
     except DataError:
         raise
     except zipfile.BadZipFile as error:
-        fail(f"truncated or corrupt zip archive ({_describe(error)})")
+        fail(f"truncated or corrupt zip archive ({describe_error(error)})")
     except Exception as error:  # a hostile file can make zipfile fail in many ways
-        fail(f"not a readable NPZ archive ({_describe(error)})")
+        fail(f"not a readable NPZ archive ({describe_error(error)})")
     raise AssertionError("unreachable")
 
 
@@ -158,12 +153,13 @@ def check_weight_array(
         fail(f"holds {value.dtype} values; expected numbers")
     allowed = [shape] + ([(1, shape[0])] if key.startswith("b") else [])
     if value.shape not in allowed:
-        expected = " or ".join(_shape_text(s) for s in allowed)
-        fail(f"has shape {_shape_text(value.shape)}; expected {expected}")
+        expected = " or ".join(shape_text(s) for s in allowed)
+        fail(f"has shape {shape_text(value.shape)}; expected {expected}")
     if not np.all(np.isfinite(value)):
         fail("holds NaN or Inf values")
     return value
 
 
-def _shape_text(shape: tuple) -> str:
+def shape_text(shape: tuple) -> str:
+    """A shape as Python prints a tuple: ``(3,)``, ``(2, 5)``."""
     return "(" + ", ".join(str(n) for n in shape) + (",)" if len(shape) == 1 else ")")

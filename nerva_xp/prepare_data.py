@@ -25,6 +25,7 @@ import numpy as np
 
 from nerva_xp.atomic_files import write_atomically
 from nerva_xp.datasets import DATASET_KEYS, load_embedded_dataset
+from nerva_xp.errors import describe_error
 from nerva_xp.npz import DataError, load_dict_from_npz, save_dict_to_npz
 
 MNIST_URL = "https://s3.amazonaws.com/img-datasets/mnist.npz"
@@ -47,10 +48,6 @@ def _error(kind: str, path: str, reason: str) -> DataError:
     return DataError(f'cannot read {kind} file "{path}": {reason}')
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(f"{type(error).__name__}: {error}".split())
-
-
 # --- sources and downloads -----------------------------------------------------------------------
 
 
@@ -65,7 +62,7 @@ def download_file(url: str, path: str) -> str:
     try:
         return write_atomically(path, fetch)
     except (OSError, http.client.HTTPException, ValueError) as error:
-        raise DataError(f'cannot download "{url}" to "{path}": {_one_line(error)}') from error
+        raise DataError(f'cannot download "{url}" to "{path}": {describe_error(error)}') from error
 
 
 def _source(path: str, url: str, kind: str, download: bool) -> str:
@@ -136,7 +133,9 @@ def _read_bytes(path: str, kind: str) -> bytes:
             raw = file.read()
         return gzip.decompress(raw) if raw.startswith(b"\x1f\x8b") else raw
     except (OSError, EOFError, zlib.error) as error:
-        raise _error(kind, path, f"not a readable (gzipped) file ({_one_line(error)})") from error
+        raise _error(
+            kind, path, f"not a readable (gzipped) file ({describe_error(error)})"
+        ) from error
 
 
 def read_idx(path: str, magic: int) -> np.ndarray:
@@ -239,7 +238,7 @@ def _check_batch(batch) -> tuple[np.ndarray, np.ndarray]:
     try:
         T = np.asarray(labels, dtype=np.int64)
     except (TypeError, ValueError) as error:
-        raise DataError(f"labels are not integers ({_one_line(error)})") from error
+        raise DataError(f"labels are not integers ({describe_error(error)})") from error
     if T.shape != (X.shape[0],) or (T.size and (T.min() < 0 or T.max() >= NUM_CLASSES)):
         raise DataError(f"labels are not {X.shape[0]} class labels in [0, {NUM_CLASSES})")
     return X, T.astype(np.int32)
@@ -260,7 +259,7 @@ def unpickle_batch(raw: bytes):
     try:
         return RestrictedUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError) as error:
-        raise DataError(f"not a readable pickle ({_one_line(error)})") from error
+        raise DataError(f"not a readable pickle ({describe_error(error)})") from error
 
 
 def flatten_cifar(X: np.ndarray) -> np.ndarray:
@@ -287,7 +286,7 @@ def load_cifar10_tarball(path: str) -> dict[str, np.ndarray]:
                 except DataError as error:
                     raise _error("CIFAR-10", path, f'member "{member}": {error}') from None
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
-        reason = f"not a readable tar.gz archive ({_one_line(error)})"
+        reason = f"not a readable tar.gz archive ({describe_error(error)})"
         raise _error("CIFAR-10", path, reason) from error
     train = [batches[member] for member in CIFAR10_TRAIN_MEMBERS]
     Xtest, Ttest = batches[CIFAR10_TEST_MEMBER]
