@@ -61,8 +61,9 @@ def make_data(sizes, device=None, seed=0):
     return X, T
 
 
-def nerva_step(sizes, device, X, T):
-    """A closure running one nerva-xp training step per call, cycling through the batches."""
+def nerva_step(sizes, device, X, T, fold_updates=False):
+    """A closure running one nerva-xp training step per call, cycling through the batches, and
+    one running an epoch as `nerva-xp train` does."""
     from nerva_xp.datasets import DataLoader
     from nerva_xp.loss_functions import parse_loss_function
     from nerva_xp.multilayer_perceptron import parse_multilayer_perceptron
@@ -72,6 +73,7 @@ def nerva_step(sizes, device, X, T):
         ["ReLU", "ReLU", "Linear"], sizes, ["Momentum(0.9)"], ["XavierNormal"],
         device=device, rng=np.random.default_rng(1),
     )  # fmt: skip
+    M.set_weight_update_folding(fold_updates)
     loss = parse_loss_function("SoftmaxCrossEntropy")
     loader = DataLoader(
         X, T, BATCH, sizes[-1], shuffle=True, rng=np.random.default_rng(3), device=device
@@ -142,10 +144,10 @@ def torch_step(sizes, X, T, threads):
     return step
 
 
-def interleaved_medians(
+def interleaved_samples(
     functions: dict, device, steps: int, rounds: int, steps_per_call: dict | None = None
-) -> dict[str, float]:
-    """Median seconds per step of each function, measured in interleaved rounds of ``steps``
+) -> dict[str, list[float]]:
+    """Seconds per step of each function in each of ``rounds`` interleaved rounds of ``steps``
     steps (a function listed in ``steps_per_call`` runs that many steps per call)."""
     per_call = {name: (steps_per_call or {}).get(name, 1) for name in functions}
     for function in functions.values():
@@ -160,10 +162,23 @@ def interleaved_medians(
                 function()
             device.synchronize()
             samples[name].append((time.perf_counter() - start) / (calls * per_call[name]))
+    return samples
+
+
+def interleaved_medians(functions: dict, device, steps: int, rounds: int) -> dict[str, float]:
+    """Median seconds per step of each function over interleaved rounds."""
+    samples = interleaved_samples(functions, device, steps, rounds)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def report(shape: str, sizes, device, results, peak, epoch_seconds) -> None:
+def paired_ratio(samples: dict, name: str, reference: str) -> float:
+    """Median over rounds of name's time / reference's time in the same round: the rounds run
+    back to back, so a drift of the machine's speed cancels in each ratio."""
+    pairs = zip(samples[name], samples[reference], strict=True)
+    return statistics.median(a / b for a, b in pairs)
+
+
+def report(shape: str, sizes, device, results, peak, epoch_seconds, epoch_ratio) -> None:
     flops = step_flops(sizes, BATCH)
     floor, torch = results["bare GEMMs (floor)"], results.get("PyTorch (plain)")
     nerva_numpy = results.get("nerva-numpy 1.0")
@@ -177,12 +192,16 @@ def report(shape: str, sizes, device, results, peak, epoch_seconds) -> None:
             f"| {name} | {seconds * 1e3:.2f} | {flops / seconds / 1e9:.0f} | "
             f"{flops / seconds / 1e9 / peak:.0%} | {seconds / floor:.2f} | {vs_torch} |"
         )
-    nerva = results["nerva-xp step"]
+    nerva, folded = results["nerva-xp step"], results["nerva-xp step, --fold-updates"]
     if nerva_numpy:
-        print(f"nerva-xp is {nerva_numpy / nerva:.1f} × as fast as nerva-numpy 1.0")
+        print(
+            f"nerva-xp is {nerva_numpy / nerva:.1f} × as fast as nerva-numpy 1.0 "
+            f"({nerva_numpy / folded:.1f} × with --fold-updates)"
+        )
     print(
         f"nerva-xp training epoch (shuffled DataLoader, finiteness check): "
-        f"{epoch_seconds * 1e3:.2f} ms per step, {epoch_seconds / nerva:.2f} × the bare step loop"
+        f"{epoch_seconds * 1e3:.2f} ms per step, {epoch_ratio:.2f} × the bare step loop "
+        "(median of the per-round ratios)"
     )
 
 
@@ -265,17 +284,20 @@ def benchmark_shape(shape: str, device, args) -> None:
     }
     functions = {
         "nerva-xp step": step,
+        "nerva-xp step, --fold-updates": nerva_step(sizes, device, X, T, fold_updates=True)[0],
         "bare GEMMs (floor)": gemm_floor_step(sizes, device, X),
         "epoch": epoch_loop,
     }
-    results = interleaved_medians(functions, device, args.steps, args.rounds, {"epoch": BATCHES})
+    samples = interleaved_samples(functions, device, args.steps, args.rounds, {"epoch": BATCHES})
+    epoch_ratio = paired_ratio(samples, "epoch", "nerva-xp step")
+    results = {name: statistics.median(values) for name, values in samples.items()}
     epoch = results.pop("epoch")
     peak = gemm_peak(device)
     for name, (mode, python) in chosen.items():  # before and after ours, averaged: drift cancels
         after = baseline_in_child(mode, python, args)
         if before[name] is not None and after is not None:
             results[name] = (before[name] + after) / 2
-    report(shape, sizes, device, results, peak, epoch)
+    report(shape, sizes, device, results, peak, epoch, epoch_ratio)
 
 
 def peak_rss_mb(epochs: int, dataset: Path) -> float:
@@ -318,7 +340,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="BLAS and element-wise threads")
     parser.add_argument("--steps", type=int, default=10, help="steps per round")
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds")
+    parser.add_argument("--rounds", type=int, default=11, help="interleaved rounds")
     parser.add_argument("--memory", action="store_true", help="also measure peak RSS")
     parser.add_argument("--memory-rows", type=int, default=50000)
     parser.add_argument(

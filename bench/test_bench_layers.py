@@ -5,7 +5,8 @@ through the layer-level fused dispatchers ``fused.srelu`` / ``fused.srelu_backwa
 Losses: the five CLI losses' value and gradient on (100, 10) outputs with one-hot targets
 (SoftmaxCrossEntropy goes through the fused dispatchers). Layers: BatchNormalizationLayer(1024)
 feedforward and backpropagate, SoftmaxLayer / LogSoftmaxLayer(1024 -> 10) backpropagate.
-Optimizers: one update of a (1024, 3072) weight.
+Optimizers: one update of a (1024, 3072) weight; and DW = DZ^T X (batch 100) with the update,
+DW stored then used (the default) or folded into the update (one gemm on NumPy).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 
 from nerva_xp import fused
 from nerva_xp.activation_functions import parse_activation
+from nerva_xp.inplace import matmul_into
 from nerva_xp.layers import BatchNormalizationLayer, LogSoftmaxLayer, SoftmaxLayer
 from nerva_xp.loss_functions import parse_loss_function
 from nerva_xp.optimizers import parse_optimizer
@@ -111,3 +113,23 @@ def test_optimizer_update(run, data, spec):
     W, DW = data.normal((1024, 3072)), data.normal((1024, 3072))
     optimizer = parse_optimizer(spec)(W, DW)
     run(f"optimizer {spec}", optimizer.update, 1e-4)
+
+
+@pytest.mark.parametrize("mode", ["stored", "folded"])
+@pytest.mark.parametrize("spec", OPTIMIZERS)
+def test_optimizer_update_with_weight_gradient(run, data, spec, mode):
+    """DW = DZ^T X for W (1024, 3072) and batch 100, then the update: DW stored and read
+    (``matmul_into``, ``update``) or never stored (``update_from_product``)."""
+    W, DW = data.normal((1024, 3072)), data.normal((1024, 3072))
+    DZ, X = data.normal((N, 1024)), data.uniform((N, 3072), 0.0, 1.0)
+    optimizer = parse_optimizer(spec)(W, DW)
+
+    def stored():
+        matmul_into(DZ.T, X, DW)
+        optimizer.update(1e-6)
+
+    group = f"optimizer {spec} with DW = DZ^T X"
+    if mode == "stored":
+        run(group, stored)
+    else:
+        run(group, optimizer.update_from_product, 1e-6, DZ.T, X)

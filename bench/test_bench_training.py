@@ -6,8 +6,12 @@ ReLU-ReLU-Linear layers with Momentum(0.9), XavierNormal weights and the Softmax
 Every round repeats the step on the same seeded batch (float32, batch 100), so the model trains on
 it; the small learning rate keeps the values ordinary over the thousands of rounds of a run.
 
+``test_training_step_folded`` is the same step with the opt-in folded weight updates
+(``M.set_weight_update_folding()``, ``nerva-xp train --fold-updates``): each DW = DZ^T X is
+computed inside its optimizer update (one gemm into Δ on NumPy) instead of being stored.
+
 Baselines (group ``training step <shape>``):
-* ``test_training_step_baseline_gemms``: only the 9 GEMMs of the step, as bare ``@`` on the
+* ``test_training_step_baseline_gemms``: only the 8 GEMMs of the step, as bare ``@`` on the
   backend's arrays (plain NumPy on numpy): X W^T for the 3 layers, DW = DZ^T X for the 3 layers,
   DX = DZ W for layers 2 and 3 (the first layer's DX is never computed). A lower bound.
 * ``test_training_step_baseline_torch``: the same network, initial weights and batch in PyTorch on
@@ -45,10 +49,8 @@ def _batch(data, sizes):
     return X, labels, data.one_hot(labels, sizes[-1])
 
 
-@pytest.mark.parametrize("shape", list(MLP_SHAPES))
-def test_training_step(fused_mode, backend, run, data, shape):
-    sizes = MLP_SHAPES[shape]
-    M = _mlp(sizes, backend)
+def _step(M, data, sizes):
+    """One training step of M on a seeded batch, as a closure."""
     loss = parse_loss_function("SoftmaxCrossEntropy")
     X, _, T = _batch(data, sizes)
 
@@ -58,12 +60,26 @@ def test_training_step(fused_mode, backend, run, data, shape):
         M.backpropagate(Y, DY)
         M.optimize(LEARNING_RATE)
 
-    run(f"training step {shape}", step)
+    return step
+
+
+@pytest.mark.parametrize("shape", list(MLP_SHAPES))
+def test_training_step(fused_mode, backend, run, data, shape):
+    sizes = MLP_SHAPES[shape]
+    run(f"training step {shape}", _step(_mlp(sizes, backend), data, sizes))
+
+
+@pytest.mark.parametrize("shape", list(MLP_SHAPES))
+def test_training_step_folded(backend, run, data, shape):
+    sizes = MLP_SHAPES[shape]
+    M = _mlp(sizes, backend)
+    M.set_weight_update_folding()
+    run(f"training step {shape}", _step(M, data, sizes))
 
 
 @pytest.mark.parametrize("shape", list(MLP_SHAPES))
 def test_training_step_baseline_gemms(run, data, benchmark, shape):
-    """The step's 9 GEMMs alone, as bare ``@`` on the backend's arrays."""
+    """The step's 8 GEMMs alone, as bare ``@`` on the backend's arrays."""
     D0, D1, D2, D3 = MLP_SHAPES[shape]
     X = data.uniform((N, D0), 0.0, 1.0)
     W1, W2, W3 = data.normal((D1, D0)), data.normal((D2, D1)), data.normal((D3, D2))

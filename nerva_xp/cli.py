@@ -105,6 +105,12 @@ def _add_train(commands) -> None:
     add("--dtype", default="float32", choices=["float32", "float64"], help="number type")
     add("--no-shuffle", action="store_true", help="train in file order")
     add("--threads", metavar="N", type=_int_at_least(1), help="BLAS and element-wise threads")
+    add(
+        "--fold-updates",
+        action="store_true",
+        help="compute each weight update inside its gradient GEMM (faster on the CPU; "
+        "the layers' DW arrays are then not written)",
+    )
     add("--debug", action="store_true", help="per-batch dump; tracebacks behind errors")
     add("--metrics", metavar="FILE", help="write one JSON line per epoch")
     add("--checkpoint", metavar="FILE", help="save the whole training state after every epoch")

@@ -1,9 +1,12 @@
-"""Level-1 BLAS (axpy, axpby) of the OpenBLAS that NumPy's wheels bundle, through ctypes.
+"""BLAS routines (axpy, axpby, gemm) of the OpenBLAS that NumPy's wheels bundle, through ctypes.
 
 NumPy has no in-place y ← a·x + b·y; with it, a momentum update passes over memory 6 times
-instead of 10 and runs on OpenBLAS's own threads. The library and its symbols are looked up once;
-where they are missing (another NumPy build) or NERVA_XP_HOST_BLAS=0, ``available()`` is False
-and callers use their ufunc path. Arrays must be C-contiguous float32 or float64 NumPy arrays.
+instead of 10 and runs on OpenBLAS's own threads. NumPy's matmul has no C ← α·A B + β·C either;
+with gemm, an optimizer update can be folded into the weight-gradient product (``inplace``).
+The library and its symbols are looked up once; where they are missing (another NumPy build) or
+NERVA_XP_HOST_BLAS=0, ``available()`` is False and callers use their ufunc path. Arrays must be
+float32 or float64 NumPy arrays: C-contiguous, except that gemm also takes transposed
+(Fortran-contiguous) A and B.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 
 _PREFIXES = ("scipy_cblas_", "cblas_")  # NumPy >= 2 wheels rename OpenBLAS's symbols
 _SUFFIXES = ("64_", "")  # ILP64 builds take 64-bit sizes
+_ROW_MAJOR, _NO_TRANSPOSE, _TRANSPOSE = 101, 111, 112  # CBLAS enumerations
 
 
 def _candidates() -> list[str]:
@@ -58,14 +62,21 @@ def _routines() -> dict | None:
 
 
 def _table(library, prefix: str, suffix: str, letter: str) -> dict:
-    """axpy and axpby for one float type (letter s or d) under one symbol naming."""
+    """axpy, axpby and gemm for one float type (letter s or d) under one symbol naming."""
     real = ctypes.c_float if letter == "s" else ctypes.c_double
     integer = ctypes.c_int64 if suffix else ctypes.c_int
     vector = [ctypes.c_void_p, int]
+    flags = [ctypes.c_int] * 3  # order, transpose A, transpose B
     name = f"{prefix}{letter}{{}}{suffix}"
     return {
         "axpy": _bind(library, name.format("axpy"), integer, [int, real, *vector, *vector]),
         "axpby": _bind(library, name.format("axpby"), integer, [int, real, *vector, real, *vector]),
+        "gemm": _bind(
+            library,
+            name.format("gemm"),
+            integer,
+            [*flags, int, int, int, real, *vector, *vector, real, *vector],
+        ),  # fmt: skip
     }
 
 
@@ -81,3 +92,26 @@ def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
 def axpby(a: float, x: np.ndarray, b: float, y: np.ndarray) -> None:
     """y ← a·x + b·y, in place (an OpenBLAS extension of BLAS)."""
     _routines()[y.dtype]["axpby"](y.size, a, x.ctypes.data, 1, b, y.ctypes.data, 1)
+
+
+def _operand(A: np.ndarray) -> tuple[int, int]:
+    """(transpose flag, leading dimension) of a C- or Fortran-contiguous matrix, row-major BLAS."""
+    if A.flags.c_contiguous:
+        return _NO_TRANSPOSE, max(1, A.shape[1])
+    return _TRANSPOSE, max(1, A.shape[0])
+
+
+def gemm_operand(A: np.ndarray) -> bool:
+    """Whether gemm takes A as it is (C-contiguous, or the transpose of a C-contiguous array)."""
+    return A.flags.c_contiguous or A.flags.f_contiguous
+
+
+def gemm(alpha: float, A: np.ndarray, B: np.ndarray, beta: float, C: np.ndarray) -> None:
+    """C ← α·A B + β·C, in place; C C-contiguous, A and B accepted by ``gemm_operand``."""
+    (M, K), N = A.shape, B.shape[1]
+    transpose_A, lda = _operand(A)
+    transpose_B, ldb = _operand(B)
+    _routines()[C.dtype]["gemm"](
+        _ROW_MAJOR, transpose_A, transpose_B, M, N, K,
+        alpha, A.ctypes.data, lda, B.ctypes.data, ldb, beta, C.ctypes.data, max(1, N),
+    )  # fmt: skip

@@ -6,6 +6,11 @@ use level-1 BLAS (``host_blas``: y ← a·x + b·y on OpenBLAS's threads, which 
 and adds, so results can differ from the reference in the last bit); without it, ``out=`` ufuncs
 on a reusable scratch buffer split over a small thread pool (same arithmetic as the reference).
 No temporary the size of a weight matrix is made. ``set_threads`` sizes the pool.
+
+The ``*_product_update`` variants take Dx as a product A B that is never stored (the opt-in
+folded weight updates of ``LinearLayer.set_weight_update_folding``): with BLAS, the product is
+computed by one gemm straight into x or Δ (C ← α·A B + β·C); elsewhere A B is materialised and
+the ordinary update runs, with the same results.
 """
 
 from __future__ import annotations
@@ -68,6 +73,18 @@ def _in_chunks(function, *arrays) -> None:
     function(*chunks[0])
     for future in futures:
         future.result()
+
+
+def _gemm_blas(C, A, B) -> bool:
+    """Whether C ← α·A B + β·C can run as one BLAS gemm on these arrays."""
+    return (
+        _blas(C)
+        and type(A) is np.ndarray
+        and type(B) is np.ndarray
+        and A.dtype == B.dtype == C.dtype
+        and host_blas.gemm_operand(A)
+        and host_blas.gemm_operand(B)
+    )
 
 
 def scratch_like(x):
@@ -140,3 +157,34 @@ def nesterov_update(x, Dx, delta, eta: float, mu: float, scratch=None) -> None:
         delta -= eta * Dx
         x -= eta * Dx
         x += mu * delta
+
+
+# ---- folded updates: Dx = A B (e.g. DW = DZ^T X) is consumed inside the update, never stored ----
+
+
+def gradient_descent_product_update(x, A, B, eta: float, scratch=None) -> None:
+    """x ← x − η·A B: one gemm with β = 1 (no pass over x besides the product's)."""
+    if _gemm_blas(x, A, B):
+        host_blas.gemm(-eta, A, B, 1.0, x)
+    else:
+        gradient_descent_update(x, A @ B, eta, scratch)
+
+
+def momentum_product_update(x, A, B, delta, eta: float, mu: float, scratch=None) -> None:
+    """Δ ← μΔ − η·A B (one gemm with β = μ); x ← x + Δ."""
+    if _gemm_blas(delta, A, B) and _blas(x, delta):
+        host_blas.gemm(-eta, A, B, mu, delta)
+        host_blas.axpy(1.0, delta, x)
+    else:
+        momentum_update(x, A @ B, delta, eta, mu, scratch)
+
+
+def nesterov_product_update(x, A, B, delta, eta: float, mu: float, scratch=None) -> None:
+    """Δ ← μΔ − η·A B; x ← x + μΔ − η·A B (the new Δ), computed as x ← x − μΔ_old, then the
+    gemm into Δ, then x ← x + (1 + μ)Δ_new, which is the same update without storing A B."""
+    if _gemm_blas(delta, A, B) and _blas(x, delta):
+        host_blas.axpy(-mu, delta, x)
+        host_blas.gemm(-eta, A, B, mu, delta)
+        host_blas.axpy(1.0 + mu, delta, x)
+    else:
+        nesterov_update(x, A @ B, delta, eta, mu, scratch)

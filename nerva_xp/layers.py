@@ -78,7 +78,12 @@ class Layer:
 
 
 class LinearLayer(Layer):
-    """Y = X W^T + b.  X (N, D) -> Y (N, K)."""
+    """Y = X W^T + b.  X (N, D) -> Y (N, K).
+
+    Opt-in (``set_weight_update_folding(True)``): backpropagate keeps the factors of DW = DZ^T X
+    and optimize folds the product into W's update (one BLAS gemm on the CPU, e.g.
+    Δ ← μΔ − η·DZ^T X); the update is the same, but DW is then not written.
+    """
 
     def __init__(self, D: int, K: int, device=None):
         super().__init__()
@@ -87,6 +92,8 @@ class LinearLayer(Layer):
         self.DW = d.zeros((K, D))
         self.b = d.zeros((K,))
         self.Db = d.zeros((K,))
+        self.fold_weight_update = False
+        self._DW_factors: tuple[Matrix, Matrix] | None = None
 
     def input_size(self) -> int:
         return self.W.shape[1]
@@ -108,9 +115,38 @@ class LinearLayer(Layer):
     def _linear_backward(self, DZ: Matrix, skip_DX: bool = False) -> None:
         """DW = DZ^T X, Db = columns_sum(DZ), DX = DZ W."""
         X, W = self.X, self.W
-        matmul_into(DZ.T, X, self.DW)
+        if self.fold_weight_update:
+            self._DW_factors = (DZ.T, X)  # DW is computed inside W's update (optimize)
+        else:
+            matmul_into(DZ.T, X, self.DW)
         self.Db[...] = columns_sum(DZ)
         self.DX = None if skip_DX else DZ @ W
+
+    def set_weight_update_folding(self, enabled: bool = True) -> None:
+        """Fold DW = DZ^T X into W's optimizer update (ValueError if W's optimizer cannot)."""
+        if enabled:
+            self._weight_optimizer()
+        self.fold_weight_update = bool(enabled)
+        self._DW_factors = None
+
+    def _weight_optimizer(self) -> Optimizer:
+        """The optimizer of W inside this layer's CompositeOptimizer, if it can fold DW."""
+        members = getattr(self.optimizer, "optimizers", None) or [None]
+        first = members[0]
+        if getattr(first, "x", None) is not self.W or not hasattr(first, "update_from_product"):
+            raise ValueError(
+                f"{self!r}: folded weight updates need the layer's own optimizer "
+                "(GradientDescent, Momentum or Nesterov, set by set_optimizer)"
+            )
+        return first
+
+    def optimize(self, eta: float) -> None:
+        if not (self.fold_weight_update and self._DW_factors is not None):
+            super().optimize(eta)
+            return
+        self._weight_optimizer().update_from_product(eta, *self._DW_factors)
+        for optimizer in self.optimizer.optimizers[1:]:
+            optimizer.update(eta)
 
     def feedforward(self, X: Matrix) -> Matrix:
         return self._linear(X)

@@ -61,6 +61,12 @@ class MultilayerPerceptron:
         for layer in self.layers:
             layer.optimize(eta)
 
+    def set_weight_update_folding(self, enabled: bool = True) -> None:
+        """Opt-in for every linear layer: W's update consumes DZ^T X directly, DW is not written
+        (see ``LinearLayer.set_weight_update_folding``)."""
+        for layer in self.linear_layers():
+            layer.set_weight_update_folding(enabled)
+
     def linear_layers(self) -> list[LinearLayer]:
         return [layer for layer in self.layers if isinstance(layer, LinearLayer)]
 

@@ -2,6 +2,8 @@
 
 ``update(eta)`` writes into the arrays it was built from, so the layer sees the new values
 (spec §1.5). Momentum and Nesterov keep Δ (``delta_x``), zero when the optimizer is created.
+``update_from_product(eta, A, B)`` is the same update with Dx = A B computed inside it and never
+stored (the opt-in folded weight updates of ``LinearLayer``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ class GradientDescentOptimizer(Optimizer):
     def update(self, eta: float) -> None:
         inplace.gradient_descent_update(self.x, self.Dx, float(eta), self._scratch)
 
+    def update_from_product(self, eta: float, A: Matrix, B: Matrix) -> None:
+        """``update(eta)`` with Dx = A B; self.Dx is not written."""
+        inplace.gradient_descent_product_update(self.x, A, B, float(eta), self._scratch)
+
     def __repr__(self) -> str:
         return "GradientDescent()"
 
@@ -51,6 +57,11 @@ class MomentumOptimizer(GradientDescentOptimizer):
     def update(self, eta: float) -> None:
         inplace.momentum_update(self.x, self.Dx, self.delta_x, float(eta), self.mu, self._scratch)
 
+    def update_from_product(self, eta: float, A: Matrix, B: Matrix) -> None:
+        inplace.momentum_product_update(
+            self.x, A, B, self.delta_x, float(eta), self.mu, self._scratch
+        )
+
     def buffers(self) -> dict[str, Matrix]:
         return {"delta_x": self.delta_x}
 
@@ -63,6 +74,11 @@ class NesterovOptimizer(MomentumOptimizer):
 
     def update(self, eta: float) -> None:
         inplace.nesterov_update(self.x, self.Dx, self.delta_x, float(eta), self.mu, self._scratch)
+
+    def update_from_product(self, eta: float, A: Matrix, B: Matrix) -> None:
+        inplace.nesterov_product_update(
+            self.x, A, B, self.delta_x, float(eta), self.mu, self._scratch
+        )
 
     def __repr__(self) -> str:
         return format_spec("Nesterov", {"mu": self.mu})

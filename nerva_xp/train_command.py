@@ -327,6 +327,7 @@ def run_train(args) -> int:
     _check_widths(args, plan, data)
     _check_range(args, data, device)
     M = _build_network(plan, device, rng)
+    M.set_weight_update_folding(args.fold_updates)
     previous_rows = _restore(args, M, rng, checkpoint)
     options = _stored_options(args, seed)
 

@@ -314,3 +314,30 @@ def test_a_closed_pipe_stops_quietly():
     )  # fmt: skip
     assert result.stdout.startswith("Device: ") and "Traceback" not in result.stderr
     assert "error" not in result.stderr
+
+
+@pytest.mark.parametrize("fold", [False, True])
+def test_fold_updates_folds_every_linear_layer_and_trains_alike(dataset, monkeypatch, fold):
+    from nerva_xp.cli import main
+    from nerva_xp.layers import LinearLayer
+
+    flags = []
+    real_optimize = LinearLayer.optimize
+
+    def recording_optimize(layer, eta):
+        flags.append(layer.fold_weight_update)
+        real_optimize(layer, eta)
+
+    monkeypatch.setattr(LinearLayer, "optimize", recording_optimize)
+    extra = ["--fold-updates"] if fold else []
+    options = ["--optimizers=Momentum(0.9)", "--epochs=2", "--seed=4"]
+    args = ["train", "--layers=ReLU;Linear", "--layer-sizes=5;8;3", "--batch-size=16",
+            "--learning-rate=Constant(0.1)", "--loss=SoftmaxCrossEntropy",
+            f"--load-dataset={dataset}", *options, *extra]  # fmt: skip
+    assert main(args) == 0
+    assert flags and set(flags) == {fold}
+    rows = table_rows(small_run(dataset, *options, *extra).stdout)
+    assert len(rows) == 3
+    assert [row[:-1] for row in rows] == [
+        row[:-1] for row in table_rows(small_run(dataset, *options).stdout)
+    ]

@@ -169,14 +169,16 @@ def test_dispatchers_run_the_references_on_numpy_arrays(fake):
 # ---- training ----
 
 
-def train_weights(device_name: str, dtype: str, seed: int = 5) -> list[np.ndarray]:
-    """The parameters after a short seeded SGD run of an SReLU/BN/ReLU network on ``device``."""
+def train_weights(device_name: str, dtype: str, seed: int = 5, fold=False) -> list[np.ndarray]:
+    """The parameters after a short seeded SGD run of an SReLU/BN/ReLU network on ``device``
+    (with folded weight updates if ``fold``)."""
     d = select_device(device_name, dtype)
     rng = np.random.default_rng(seed)
     X, labels = rng.standard_normal((60, 6)), rng.integers(0, 3, 60)
     M = parse_multilayer_perceptron(
         LAYERS, [6, 8, 8, 3], ["Momentum(0.9)"], ["XavierNormal"], device=d, rng=rng
     )
+    M.set_weight_update_folding(fold)
     loaders = make_dataloaders(
         X[:40], labels[:40], X[40:], labels[40:], 10, shuffle=True, rng=rng, device=d
     )
@@ -185,9 +187,10 @@ def train_weights(device_name: str, dtype: str, seed: int = 5) -> list[np.ndarra
     return [to_numpy(p) for layer in M.layers for _, p, _ in layer.named_parameters()]
 
 
+@pytest.mark.parametrize("fold", [False, True], ids=["default", "folded"])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_training_on_the_gpu_path_matches_the_cpu(fake, dtype):
-    on_gpu = train_weights("cuda", dtype)
+def test_training_on_the_gpu_path_matches_the_cpu(fake, dtype, fold):
+    on_gpu = train_weights("cuda", dtype, fold=fold)
     assert set(fake.kernel_calls) == set(fused.KERNELS) | {"nerva_xp_probe"}
     on_cpu = train_weights("cpu", dtype)
     assert len(on_gpu) == len(on_cpu)
