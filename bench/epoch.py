@@ -95,7 +95,8 @@ def nerva_step(sizes, device, X, T, fold_updates=False):
 
 
 def gemm_floor_step(sizes, device, X):
-    """The step's GEMMs only, without the first layer's DX (what any NumPy backend must do)."""
+    """The step's GEMMs only, without the first layer's DX (what any NumPy backend must do), in
+    the forms nerva-xp computes them: Z = (W X^T)^T, DW = DZ^T X, DX = (W^T DZ^T)^T."""
     from nerva_xp import inplace
 
     rng = np.random.default_rng(2)
@@ -106,12 +107,12 @@ def gemm_floor_step(sizes, device, X):
     def step():
         activations = [Xb]
         for W in Ws:
-            activations.append(activations[-1] @ W.T)
+            activations.append((W @ activations[-1].T).T)
         DZ = activations[-1]
         for i in range(len(Ws) - 1, -1, -1):
             inplace.matmul_into(DZ.T, activations[i], outs[i])
             if i > 0:
-                DZ = DZ @ Ws[i]
+                DZ = (Ws[i].T @ DZ.T).T
 
     return step
 

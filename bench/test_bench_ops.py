@@ -14,8 +14,8 @@ from nerva_xp import matrix_operations as mo
 N, D, K = 100, 3072, 1024  # batch, input and output size of the product benchmarks
 ACTIVATION = (100, 1024)
 
-# id -> (left shape, right shape, which operand is used transposed): the layer's three GEMMs, with
-# the transposes as views, as LinearLayer computes them
+# id -> (left shape, right shape, which operand is used transposed): the layer's three GEMMs as
+# the formulas read, with the transposes as views
 PRODUCTS = {
     "XWT": ((N, D), (K, D), "right"),  # Z = X W^T: (100, 3072) x (3072, 1024)
     "DZTX": ((N, K), (N, D), "left"),  # DW = DZ^T X: (1024, 100) x (100, 3072)
@@ -44,6 +44,19 @@ def _product(name):
 def test_product(run, data, name):
     """matrix_operations.product on the backend."""
     run(GROUPS[name], _product(name), *_product_operands(data, name))
+
+
+# LinearLayer computes Z and DX as transposed products, transposed back (views): same sums
+LAYER_FORMS = {
+    "XWT": lambda X, W: mo.product(W, X.T).T,  # Z = (W X^T)^T
+    "DZW": lambda DZ, W: mo.product(W.T, DZ.T).T,  # DX = (W^T DZ^T)^T
+}
+
+
+@pytest.mark.parametrize("name", list(LAYER_FORMS))
+def test_product_as_the_layer_computes_it(run, data, name):
+    """Z and DX in the form LinearLayer uses, against the plain forms of ``test_product``."""
+    run(GROUPS[name], LAYER_FORMS[name], *_product_operands(data, name))
 
 
 @pytest.mark.parametrize("name", list(PRODUCTS))

@@ -12,8 +12,9 @@ computed inside its optimizer update (one gemm into Δ on NumPy) instead of bein
 
 Baselines (group ``training step <shape>``):
 * ``test_training_step_baseline_gemms``: only the 8 GEMMs of the step, as bare ``@`` on the
-  backend's arrays (plain NumPy on numpy): X W^T for the 3 layers, DW = DZ^T X for the 3 layers,
-  DX = DZ W for layers 2 and 3 (the first layer's DX is never computed). A lower bound.
+  backend's arrays (plain NumPy on numpy), in LinearLayer's forms: Z = (W X^T)^T for the 3 layers,
+  DW = DZ^T X for the 3 layers, DX = (W^T DZ^T)^T for layers 2 and 3 (the first layer's DX is
+  never computed). A lower bound.
 * ``test_training_step_baseline_torch``: the same network, initial weights and batch in PyTorch on
   the CPU: forward, CrossEntropyLoss(reduction="sum") / N, backward, torch.optim.SGD(momentum=0.9).
   It also computes the loss value, which the Nerva step does not need.
@@ -88,14 +89,14 @@ def test_training_step_baseline_gemms(run, data, benchmark, shape):
 
     def gemms():
         return (
-            X @ W1.T,
-            H1 @ W2.T,
-            H2 @ W3.T,
+            (W1 @ X.T).T,
+            (W2 @ H1.T).T,
+            (W3 @ H2.T).T,
             DZ3.T @ H2,
             DZ2.T @ H1,
             DZ1.T @ X,
-            DZ3 @ W3,
-            DZ2 @ W2,
+            (W3.T @ DZ3.T).T,
+            (W2.T @ DZ2.T).T,
         )
 
     benchmark.extra_info["baseline"] = True
