@@ -137,8 +137,8 @@ class LinearLayer(Layer):
         first = members[0]
         if getattr(first, "x", None) is not self.W or not hasattr(first, "update_from_product"):
             raise ValueError(
-                f"{self!r}: folded weight updates need the layer's own optimizer "
-                "(GradientDescent, Momentum or Nesterov, set by set_optimizer)"
+                f"{self!r}: folded weight updates need a CompositeOptimizer whose first member "
+                "updates W with GradientDescent, Momentum or Nesterov (as set_optimizer builds)"
             )
         return first
 

@@ -192,7 +192,9 @@ def test_optimize_before_any_backpropagate_is_the_ordinary_update():
 def test_a_hand_built_optimizer_cannot_fold():
     layer = parse_linear_layer("ReLU", 4, 3, "GradientDescent", "XavierNormal")
     layer.optimizer = MomentumOptimizer(layer.W, layer.DW, 0.9)
-    with pytest.raises(ValueError, match="folded weight updates need the layer's own optimizer"):
+    with pytest.raises(
+        ValueError, match="folded weight updates need a CompositeOptimizer whose first member"
+    ):
         layer.set_weight_update_folding(True)
     assert not layer.fold_weight_update
     layer.set_weight_update_folding(False)  # always allowed
