@@ -7,7 +7,9 @@ and plain PyTorch, all measured in one run on the same synthetic data.
 
 One step = feedforward, loss gradient, backpropagation, update: MLP (ReLU, ReLU, Linear), batch 100,
 Momentum(0.9), SoftmaxCrossEntropy, float32; 6·N·Σ(in·out) floating-point operations. Rounds of the
-implementations are interleaved and medians reported, so machine drift hits them alike.
+implementations are interleaved and medians reported, so machine drift hits them alike. The
+PyTorch baseline runs on the benchmarked device: the CPU, or with --device cuda the same GPU (a CUDA
+build of torch is needed; without one the row is left out).
 """
 
 from __future__ import annotations
@@ -117,11 +119,14 @@ def gemm_floor_step(sizes, device, X):
     return step
 
 
-def torch_step(sizes, X, T, threads):
-    """A plain PyTorch CPU step on the same data, or None without torch."""
+def torch_step(sizes, X, T, threads, device="cpu"):
+    """A plain PyTorch step on the same data on ``device`` (cpu or cuda:N), or None without torch
+    (or without a GPU that torch can use)."""
     try:
         import torch
     except ImportError:
+        return None
+    if device != "cpu" and not torch.cuda.is_available():
         return None
     if threads:
         torch.set_num_threads(threads)
@@ -129,10 +134,10 @@ def torch_step(sizes, X, T, threads):
     layers = []
     for d, k in pairs(sizes):
         layers += [torch.nn.Linear(d, k), torch.nn.ReLU()]
-    model = torch.nn.Sequential(*layers[:-1])
+    model = torch.nn.Sequential(*layers[:-1]).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
     loss = torch.nn.CrossEntropyLoss(reduction="sum")
-    Xt, Tt = torch.from_numpy(X), torch.from_numpy(T.astype(np.int64))
+    Xt, Tt = torch.from_numpy(X).to(device), torch.from_numpy(T.astype(np.int64)).to(device)
     counter = iter(range(10**9))
 
     def step():
@@ -236,6 +241,7 @@ def baseline_in_child(baseline: str, python: str, args) -> float | None:
     command = [python, __file__, "--baseline", baseline, "--shape", args.shape_now]
     command += ["--steps", str(args.steps), "--rounds", str(args.rounds)]
     command += ["--threads", str(args.threads)] if args.threads else []
+    command += ["--device", args.device_now]
     result = subprocess.run(command, capture_output=True, text=True)
     return float(result.stdout) if result.returncode == 0 and result.stdout.strip() else None
 
@@ -249,14 +255,13 @@ def run_baseline(args) -> None:
     sizes = SHAPES[args.shape]
     X, T = make_data(sizes)
     if args.baseline == "torch":
-        step = torch_step(sizes, X, T, args.threads)
+        step = torch_step(sizes, X, T, args.threads, args.device)
     else:
         step = nerva_numpy_step(sizes, X, T)
     if step is None:
         sys.exit(1)
-    print(
-        interleaved_medians({"baseline": step}, _HostClock(), args.steps, args.rounds)["baseline"]
-    )
+    clock = _TorchCudaClock() if args.device != "cpu" else _HostClock()
+    print(interleaved_medians({"baseline": step}, clock, args.steps, args.rounds)["baseline"])
 
 
 class _HostClock:
@@ -264,12 +269,18 @@ class _HostClock:
         pass
 
 
+class _TorchCudaClock:
+    def synchronize(self) -> None:
+        import torch
+
+        torch.cuda.synchronize()
+
+
 def baselines(args, device) -> dict[str, tuple[str, str]]:
-    """name -> (child mode, interpreter) of the baselines this run measures (CPU only)."""
-    if device.name != "cpu":
-        return {}
+    """name -> (child mode, interpreter) of the baselines this run measures: PyTorch on the same
+    device (CPU or GPU), nerva-numpy (CPU only)."""
     chosen = {"PyTorch (plain)": ("torch", sys.executable)}
-    if args.nerva_numpy_python:
+    if args.nerva_numpy_python and device.name == "cpu":
         chosen["nerva-numpy 1.0"] = ("nerva-numpy", args.nerva_numpy_python)
     return chosen
 
@@ -278,7 +289,7 @@ def benchmark_shape(shape: str, device, args) -> None:
     sizes = SHAPES[shape]
     X, T = make_data(sizes)
     step, epoch_loop = nerva_step(sizes, device, X, T)
-    args.shape_now = shape
+    args.shape_now, args.device_now = shape, device.name
     chosen = baselines(args, device)
     before = {
         name: baseline_in_child(mode, python, args) for name, (mode, python) in chosen.items()

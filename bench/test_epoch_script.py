@@ -21,3 +21,32 @@ def test_epoch_script_prints_the_step_table():
         "| bare GEMMs (floor)",
     ]
     assert "× the bare step loop" in result.stdout
+
+
+def _epoch_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("epoch_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_pytorch_baseline_runs_on_the_benchmarked_device():
+    from types import SimpleNamespace
+
+    epoch = _epoch_module()
+    args = SimpleNamespace(nerva_numpy_python="python-with-nerva-numpy")
+    on_cpu = epoch.baselines(args, SimpleNamespace(name="cpu"))
+    on_gpu = epoch.baselines(args, SimpleNamespace(name="cuda:0"))
+    assert set(on_cpu) == {"PyTorch (plain)", "nerva-numpy 1.0"}
+    assert set(on_gpu) == {"PyTorch (plain)"}  # nerva-numpy has no GPU backend
+    X, T = epoch.make_data(epoch.SHAPES["mnist"])
+    try:
+        import torch
+
+        gpu_usable = torch.cuda.is_available()
+    except ImportError:
+        gpu_usable = False
+    if not gpu_usable:  # the child prints nothing and the row is left out
+        assert epoch.torch_step(epoch.SHAPES["mnist"], X, T, None, "cuda:0") is None
