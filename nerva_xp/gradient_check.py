@@ -62,8 +62,14 @@ def loss_gradient_errors(loss, Y: Matrix, T: Matrix, h: float = 1e-6) -> dict[st
 def layer_gradient_errors(layer, X: Matrix, rng=None, h: float = 1e-6) -> dict[str, float]:
     """Errors of DX and of every parameter gradient of ``layer`` for L = Σ Y ⊙ R, R random.
 
-    Returns a dict: ``"X"`` and each name of ``layer.named_parameters()`` -> error.
+    Returns a dict: ``"X"`` and each name of ``layer.named_parameters()`` -> error. A layer with
+    folded weight updates does not write DW, so it is refused (ValueError).
     """
+    if getattr(layer, "fold_weight_update", False):
+        raise ValueError(
+            f"{layer!r} folds its weight update and does not write DW; "
+            "call set_weight_update_folding(False) before checking its gradients"
+        )
     rng = np.random.default_rng(0) if rng is None else rng
     xp = array_namespace(X)
     Y = layer.feedforward(X)

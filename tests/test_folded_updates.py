@@ -210,3 +210,16 @@ def test_a_new_optimizer_of_a_folded_layer_is_used():
         layer.set_optimizer("GradientDescent")
     train(M, device), train(reference, device)
     np.testing.assert_allclose(host(M.layers[0].W), host(reference.layers[0].W), rtol=1e-12)
+
+
+def test_gradient_checks_refuse_a_folded_layer():
+    from nerva_xp.gradient_check import layer_gradient_errors
+
+    device = device_or_skip("cpu", "float64")
+    layer = parse_linear_layer("ReLU", 4, 3, "Momentum(0.9)", "XavierNormal", device=device)
+    X = device.asarray(np.random.default_rng(5).random((6, 4)))
+    layer.set_weight_update_folding(True)
+    with pytest.raises(ValueError, match="does not write DW"):
+        layer_gradient_errors(layer, X)
+    layer.set_weight_update_folding(False)
+    assert max(layer_gradient_errors(layer, X).values()) < 1e-6
