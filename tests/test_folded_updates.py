@@ -223,3 +223,39 @@ def test_gradient_checks_refuse_a_folded_layer():
         layer_gradient_errors(layer, X)
     layer.set_weight_update_folding(False)
     assert max(layer_gradient_errors(layer, X).values()) < 1e-6
+
+
+@pytest.mark.parametrize("fold", [False, True], ids=["default", "folded"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_a_step_allocates_nothing_the_size_of_a_weight_matrix(optimizer, fold):
+    """Hot-loop hygiene on NumPy: DW goes straight into its array, updates run in place (and
+    folded updates never materialise DZ^T X), so a step's peak allocation stays batch-sized."""
+    import tracemalloc
+
+    if fold:
+        needs_blas()
+    device = device_or_skip("cpu", "float32")
+    M = parse_multilayer_perceptron(
+        ["ReLU", "Linear"], [2000, 300, 10], [optimizer], ["XavierNormal"],
+        device=device, rng=np.random.default_rng(6),
+    )  # fmt: skip
+    M.set_weight_update_folding(fold)
+    rng = np.random.default_rng(7)
+    X = device.asarray(rng.random((20, 2000)))
+    T = device.asarray(np.eye(10)[rng.integers(0, 10, 20)])
+    loss = parse_loss_function("SoftmaxCrossEntropy")
+
+    def step():
+        Y = M.feedforward(X)
+        M.backpropagate(Y, loss.gradient(Y, T) / 20)
+        M.optimize(0.01)
+
+    step()  # first-call allocations (thread pools, BLAS buffers) are not per step
+    tracemalloc.start()
+    try:
+        step()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    weight_bytes = M.layers[0].W.nbytes  # 2.4 MB; the batch-sized arrays are 160 kB at most
+    assert peak < weight_bytes / 4, f"peak {peak} bytes in one step"
