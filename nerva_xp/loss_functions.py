@@ -65,6 +65,16 @@ def stable_softmax_cross_entropy_loss_gradient(y: Matrix, t: Matrix) -> Matrix:
     return elements_sum(t) * stable_softmax(y) - t
 
 
+def softmax_cross_entropy_loss_gradient_one_hot(y: Matrix, t: Matrix) -> Matrix:
+    """softmax(y) − t (t one-hot)."""
+    return softmax(y) - t
+
+
+def stable_softmax_cross_entropy_loss_gradient_one_hot(y: Matrix, t: Matrix) -> Matrix:
+    """stable_softmax(y) − t (t one-hot)."""
+    return stable_softmax(y) - t
+
+
 def logistic_cross_entropy_loss(y: Matrix, t: Matrix) -> Matrix:
     """−dot(t, log_sigmoid(y))."""
     return -dot(t, log_sigmoid(y))

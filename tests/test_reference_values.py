@@ -224,6 +224,38 @@ def test_loss_row_functions_summed(
     assert_allclose(sum(float(host(v)) for v in values), expected[column], rtol=loss_rtol(d))
 
 
+ONE_HOT_GRADIENTS = [
+    (lf.Softmax_cross_entropy_loss_gradient_one_hot, lf.Softmax_cross_entropy_loss_gradient),
+    (
+        lf.Stable_softmax_cross_entropy_loss_gradient_one_hot,
+        lf.Stable_softmax_cross_entropy_loss_gradient,
+    ),
+    (lf.softmax_cross_entropy_loss_gradient_one_hot, lf.softmax_cross_entropy_loss_gradient),
+    (
+        lf.stable_softmax_cross_entropy_loss_gradient_one_hot,
+        lf.stable_softmax_cross_entropy_loss_gradient,
+    ),
+]
+
+
+@loss_cases
+@pytest.mark.parametrize(
+    "one_hot_gradient, gradient", ONE_HOT_GRADIENTS, ids=[f.__name__ for f, _ in ONE_HOT_GRADIENTS]
+)
+def test_one_hot_gradients_equal_the_general_ones(
+    device_any, Y, labels, expected, one_hot_gradient, gradient
+):
+    """softmax(Y) − T: the general gradient for one-hot T (spec §5), matrix and row forms."""
+    d = device_any
+    Yd, Td = d.asarray(Y), d.asarray(one_hot(labels))
+    if one_hot_gradient.__name__[0].islower():
+        Yd, Td = Yd[0, :], Td[0, :]
+    result = one_hot_gradient(Yd, Td)
+    assert result.shape == Yd.shape and result.dtype == d.dtype
+    assert_allclose(host(result), host(gradient(Yd, Td)), rtol=1e-5, atol=1e-7)
+    assert_allclose(host(result), host(softmax(Yd)) - host(Td), rtol=1e-5, atol=1e-7)
+
+
 # ---- §4 activations ----
 
 X_RELUS = [-2.0, 0.0, 3.0]
