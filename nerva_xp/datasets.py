@@ -28,10 +28,22 @@ def _check_labels(T: np.ndarray, num_classes: int, what: str = "labels") -> None
         raise DataError(f"{what}: expected class labels in [0, {num_classes}), found {found}")
 
 
+def _integer_labels(x, what: str = "labels") -> np.ndarray:
+    """x as int64 host labels; a value that is not a whole number is a DataError."""
+    T = to_numpy(x)
+    if T.dtype.kind not in "biuf":
+        raise DataError(f"{what}: expected integer class labels, found {T.dtype} values")
+    whole = np.isfinite(T) & (np.floor(T) == T) if T.dtype.kind == "f" else np.ones(T.shape, bool)
+    if not np.all(whole):
+        found = T[~whole].flat[0].item()
+        raise DataError(f"{what}: expected integer class labels, found {found!r}")
+    return T.astype(np.int64)
+
+
 def to_one_hot(x, num_classes: int, device=None) -> Matrix:
     """(len(x), num_classes) in the run's dtype, with a 1 at [i, x_i]."""
     d = as_device(device)
-    labels = to_numpy(x).astype(np.int64)
+    labels = _integer_labels(x)
     _check_labels(labels, num_classes)
     T = np.zeros((labels.shape[0], num_classes))
     T[np.arange(labels.shape[0]), labels] = 1.0
@@ -82,7 +94,7 @@ class DataLoader:
             self.num_classes = int(T.shape[1])
             self.Tdata = d.asarray(T)
         else:
-            labels = T.astype(np.int64)
+            labels = _integer_labels(T)
             self.num_classes = int(num_classes) if num_classes else int(labels.max(initial=-1)) + 1
             _check_labels(labels, self.num_classes)
             self.Tdata = d.asarray(labels, dtype=d.int_dtype)
@@ -157,6 +169,13 @@ def _validate_targets(data: dict, fail) -> None:
     widths = {T.shape[1] for T in (data["Ttrain"], data["Ttest"]) if T.ndim == 2}
     if len(widths) > 1:
         fail("Ttest", "has another one-hot width than Ttrain")
+    for key, other in (("Ttrain", "Ttest"), ("Ttest", "Ttrain")):
+        T, K = data[key], data[other].shape[-1]
+        if T.ndim == 1 and data[other].ndim == 2 and T.size and T.max() >= K:
+            fail(
+                key,
+                f"holds the label {T.max().item():g}; expected labels below {K}, {other}'s width",
+            )
 
 
 def validate_dataset(data: dict, path: str) -> None:
@@ -172,7 +191,7 @@ def validate_dataset(data: dict, path: str) -> None:
 def load_npz_dataset(filename) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(Xtrain, Ttrain, Xtest, Ttest) of a dataset file, validated, as host arrays."""
     path = os.fspath(filename)
-    data = load_dict_from_npz(path, required=DATASET_KEYS, kind="dataset")
+    data = load_dict_from_npz(path, required=DATASET_KEYS, kind="dataset", keys=DATASET_KEYS)
     validate_dataset(data, path)
     return tuple(data[key] for key in DATASET_KEYS)
 

@@ -7,6 +7,8 @@ gamma{j}, beta{j}.
 
 from __future__ import annotations
 
+import re
+
 from array_api_compat import array_namespace
 
 from nerva_xp.device import as_device, assign_from_host
@@ -106,13 +108,14 @@ class MultilayerPerceptron:
         are ignored. Optimizer state is unchanged, and so is every array if the file is bad.
         """
         print(f"Loading weights and bias from {filename}")
-        data = load_dict_from_npz(filename, kind="weights")
+        targets = self.weights_dict()
+        data = load_dict_from_npz(filename, kind="weights", keys=targets)
         updates = []
-        for key, target in self.weights_dict().items():
+        for key, target in targets.items():
             if key in data:
                 value = check_weight_array(filename, key, data[key], tuple(target.shape))
                 updates.append((target, value.reshape(target.shape)))
-            elif key[0] in "Wb":
+            elif re.fullmatch(r"[Wb]\d+", key):
                 raise DataError(f'cannot read weights file "{filename}": key "{key}" is missing')
         for target, value in updates:  # all keys are checked before any array changes
             assign_from_host(target, value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -42,14 +43,16 @@ def _read_member(data, key: str, fail) -> np.ndarray:
     """One member's array; anything wrong with it (corrupt, truncated, encrypted, unsupported
     compression, a malformed header) is a one-line DataError, never another exception."""
     try:
-        return data[key]
+        value = data[key]
     except ValueError as error:
         if "pickle" in str(error):
             fail(f'key "{key}" holds an object array; nerva-xp never unpickles')
         fail(f'member "{key}" is corrupt ({describe_error(error)})')
     except Exception as error:  # a hostile file can make NumPy or zipfile fail in many ways
         fail(f'member "{key}" is corrupt ({describe_error(error)})')
-    raise AssertionError("unreachable")
+    if not isinstance(value, np.ndarray):  # NpzFile returns a member without .npy magic as bytes
+        fail(f'member "{key}" is corrupt (not a .npy array)')
+    return value
 
 
 def _declared_shape(member):
@@ -83,22 +86,28 @@ def _check_member(archive, info, fail) -> None:
         fail(f'key "{key}" declares shape {shape} but holds {available} bytes of data')
 
 
-def _check_declared_sizes(path: str, fail) -> None:
-    """Refuse a member whose .npy header declares more data than the member holds, before
-    NumPy allocates it (a damaged or hostile header could ask for terabytes)."""
+def _check_declared_sizes(path: str, keys, fail) -> None:
+    """Refuse a member (of ``keys``, or any) whose .npy header declares more data than the member
+    holds, before NumPy allocates it (a damaged or hostile header could ask for terabytes)."""
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
-            _check_member(archive, info, fail)
+            if keys is None or info.filename.removesuffix(".npy") in keys:
+                _check_member(archive, info, fail)
 
 
-def load_dict_from_npz(filename, required=(), kind: str = "npz") -> dict[str, np.ndarray]:
-    """All arrays of an NPZ file, as host NumPy arrays in file order.
+def load_dict_from_npz(
+    filename, required=(), kind: str = "npz", keys=None
+) -> dict[str, np.ndarray]:
+    """The arrays of an NPZ file, as host NumPy arrays in file order.
 
     Args:
         filename: the file to read.
         required: keys that must be present.
         kind: the word used in error messages (``dataset``, ``weights``, ...).
+        keys: read only these keys (those present); None reads every key. Other members are
+            then never opened, so whatever they hold cannot make the file fail.
     """
+    wanted = None if keys is None else set(keys) | set(required)
     path = os.fspath(filename)
 
     def fail(reason: str):
@@ -113,13 +122,14 @@ def load_dict_from_npz(filename, required=(), kind: str = "npz") -> dict[str, np
         fail("not an NPZ (zip) archive")
     try:
         with np.errstate(all="ignore"):
-            _check_declared_sizes(path, fail)
+            _check_declared_sizes(path, wanted, fail)
             with np.load(path, allow_pickle=False) as data:
-                keys = list(data.files)
+                present = list(data.files)
                 for key in required:
-                    if key not in keys:
+                    if key not in present:
                         fail(f'required key "{key}" is missing')
-                return {key: _read_member(data, key, fail) for key in keys}
+                read = [key for key in present if wanted is None or key in wanted]
+                return {key: _read_member(data, key, fail) for key in read}
     except DataError:
         raise
     except zipfile.BadZipFile as error:
@@ -151,7 +161,7 @@ def check_weight_array(
 
     if value.dtype.kind not in "biuf":
         fail(f"holds {value.dtype} values; expected numbers")
-    allowed = [shape] + ([(1, shape[0])] if key.startswith("b") else [])
+    allowed = [shape] + ([(1, shape[0])] if re.fullmatch(r"b\d+", key) else [])
     if value.shape not in allowed:
         expected = " or ".join(shape_text(s) for s in allowed)
         fail(f"has shape {shape_text(value.shape)}; expected {expected}")

@@ -108,7 +108,7 @@ def _check_mnist_part(X: np.ndarray, T: np.ndarray, path: str, part: str) -> Non
 def load_mnist_npz(path: str) -> dict[str, np.ndarray]:
     """The four arrays of a Keras ``mnist.npz``, checked: x (n, 28, 28) uint8, y (n,) labels."""
     required = ("x_train", "y_train", "x_test", "y_test")
-    data = load_dict_from_npz(path, required=required, kind="MNIST")
+    data = load_dict_from_npz(path, required=required, kind="MNIST", keys=required)
     for part in ("train", "test"):
         _check_mnist_part(data[f"x_{part}"], data[f"y_{part}"], path, part)
     return data

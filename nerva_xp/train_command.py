@@ -139,7 +139,8 @@ def _outputs(args) -> dict[str, str]:
 
 
 def _check_outputs(args) -> None:
-    inputs = {os.path.realpath(p) for p in (args.load_dataset, args.load_weights, args.resume) if p}
+    dataset = args.load_dataset or embedded_dataset_path()
+    inputs = {os.path.realpath(p) for p in (dataset, args.load_weights, args.resume) if p}
     for option, path in _outputs(args).items():
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):

@@ -197,6 +197,20 @@ def test_output_equal_to_an_input_is_refused(dataset):
     assert dataset.read_bytes() == before
 
 
+def test_the_embedded_dataset_is_an_input_too(tmp_path):
+    from nerva_xp.datasets import embedded_dataset_path
+
+    embedded = Path(embedded_dataset_path())
+    before = embedded.read_bytes()
+    try:
+        result = nerva_xp("train", "--epochs=1", f"--save-dataset={embedded}", cwd=tmp_path)
+        assert_one_line_error(result, 2, "is an input of this run")
+        assert embedded.read_bytes() == before
+    finally:  # should the guard ever fail, the package's dataset is put back
+        if embedded.read_bytes() != before:
+            embedded.write_bytes(before)
+
+
 def test_data_errors_exit_1(tmp_path):
     result = small_run(tmp_path / "none.npz")
     assert_one_line_error(result, 1, f'cannot read dataset file "{tmp_path / "none.npz"}"')

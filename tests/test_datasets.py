@@ -83,6 +83,21 @@ def test_labels_outside_the_classes_are_rejected_at_construction():
         DataLoader(np.zeros((2, 2)), np.array([0, 3]), 1, num_classes=3)
 
 
+@pytest.mark.parametrize("labels", [[0.0, 1.5], [0.0, -0.2], [0.0, np.nan], [0.0, np.inf]])
+def test_non_integer_labels_are_errors_not_truncated(labels):
+    with pytest.raises(DataError, match="expected integer class labels"):
+        DataLoader(np.zeros((2, 2)), np.array(labels), 1, num_classes=3)
+    with pytest.raises(DataError, match="expected integer class labels"):
+        to_one_hot(np.array(labels), 3)
+
+
+def test_whole_number_float_labels_are_integers():
+    loader = DataLoader(np.zeros((3, 2)), np.array([2.0, 0.0, 1.0]), 3)
+    assert loader.num_classes == 3
+    np.testing.assert_array_equal(host(next(iter(loader))[1]), np.eye(3)[[2, 0, 1]])
+    np.testing.assert_array_equal(host(to_one_hot(np.array([1.0]), 2)), [[0.0, 1.0]])
+
+
 def test_to_one_hot_and_back(device_any):
     T = to_one_hot(np.array([2, 0, 1]), 3, device=device_any)
     assert T.dtype == device_any.dtype
@@ -131,6 +146,14 @@ def test_create_npz_dataloaders_prints_and_infers_classes(tmp_path, capsys):
         ({"Xtrain": np.zeros((0, 3)), "Ttrain": np.zeros(0, int)}, "zero samples"),
         ({"Ttrain": np.eye(3)[[0, 1, 2, 1]], "Ttest": np.eye(4)[[0, 1]]}, "one-hot width"),
         ({"Xtrain": np.array([["a"] * 3] * 4)}, "expected numbers"),
+        (
+            {"Ttrain": np.eye(3)[[0, 1, 2, 1]], "Ttest": np.array([1, 5])},
+            'key "Ttest" holds the label 5; expected labels below 3, Ttrain\'s width',
+        ),
+        (
+            {"Ttrain": np.array([0, 1, 3, 1]), "Ttest": np.eye(3)[[0, 1]]},
+            'key "Ttrain" holds the label 3; expected labels below 3, Ttest\'s width',
+        ),
     ],
 )
 def test_invalid_datasets_name_the_key(tmp_path, overrides, expected):
@@ -138,6 +161,11 @@ def test_invalid_datasets_name_the_key(tmp_path, overrides, expected):
     with pytest.raises(DataError) as error:
         load_npz_dataset(path)
     assert expected in str(error.value) and str(path) in str(error.value)
+
+
+def test_other_keys_of_a_dataset_are_never_read(tmp_path):
+    path = write_dataset(tmp_path / "d.npz", extra=np.array([{"a": 1}], dtype=object))
+    assert load_npz_dataset(path)[0].shape == (4, 3)
 
 
 def test_whole_number_float_labels_are_accepted(tmp_path):

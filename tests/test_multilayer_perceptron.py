@@ -1,5 +1,7 @@
 """MultilayerPerceptron (spec §7, §1.5): parsing, weight files, parameter identity."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -115,14 +117,18 @@ def test_saved_weights_are_in_the_model_dtype(tmp_path):
 
 def test_nerva_weight_files_with_only_w_and_b_load(tmp_path):
     M = example_mlp()
-    data = {k: host(v) for k, v in M.weights_dict().items() if k[0] in "Wb"}
+    data = {k: host(v) for k, v in M.weights_dict().items() if re.fullmatch(r"[Wb]\d+", k)}
+    assert "beta1" not in data and "b1" in data
     data["b1"] = data["b1"][None, :]  # Nerva may store b as (1, K)
     data["extra"] = np.zeros(2)
-    save_dict_to_npz(tmp_path / "nerva.npz", data)
+    data["pickled"] = np.array([{"a": 1}], dtype=object)  # other keys are never read
+    np.savez(tmp_path / "nerva.npz", **data)
     other = example_mlp(seed=5)
+    other.layers[1].beta[...] = 0.5  # no beta1 in the file: the current values stay
     other.load_weights_and_bias(tmp_path / "nerva.npz")
     np.testing.assert_array_equal(host(other.layers[0].b), data["b1"][0])
     np.testing.assert_array_equal(host(other.layers[1].gamma), np.ones(8))
+    np.testing.assert_array_equal(host(other.layers[1].beta), np.full(8, 0.5))
 
 
 @pytest.mark.parametrize(
@@ -134,6 +140,7 @@ def test_nerva_weight_files_with_only_w_and_b_load(tmp_path):
         (lambda d: d.update(srelu2=np.zeros(3)), 'key "srelu2" has shape (3,); expected (4,)'),
         (lambda d: d.update(W3=np.full((3, 6), np.nan)), 'key "W3" holds NaN or Inf'),
         (lambda d: d.update(beta1=np.array(["x"] * 8)), 'key "beta1" holds <U1 values'),
+        (lambda d: d.update(beta1=np.zeros((1, 8))), 'key "beta1" has shape (1, 8); expected (8,)'),
     ],
 )
 def test_bad_weight_files_raise_one_line_errors(tmp_path, capsys, change, expected):

@@ -118,6 +118,30 @@ def test_corrupt_member_is_reported(tmp_path):
     assert "corrupt" in message(error)
 
 
+def test_a_member_that_is_not_npy_is_reported_in_one_line(tmp_path):
+    path = tmp_path / "d.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("X.npy", b"these bytes are not an array")
+    with pytest.raises(DataError) as error:
+        load_dict_from_npz(path, kind="dataset")
+    assert (
+        message(error)
+        == f'cannot read dataset file "{path}": member "X" is corrupt (not a .npy array)'
+    )
+
+
+def test_only_the_asked_keys_are_read(tmp_path):
+    """Keys a reader does not need are never opened (spec §15.2: other keys are ignored)."""
+    path = tmp_path / "d.npz"
+    np.savez(path, A=np.arange(3), junk=np.array([{"a": 1}], dtype=object))
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("raw.npy", b"not an array")
+    assert list(load_dict_from_npz(path, keys=("A", "absent"))) == ["A"]
+    assert list(load_dict_from_npz(path, required=("A",), keys=())) == ["A"]
+    with pytest.raises(DataError):
+        load_dict_from_npz(path)  # every key
+
+
 def test_truncated_file_is_reported(tmp_path):
     path = tmp_path / "d.npz"
     np.savez_compressed(path, X=np.random.default_rng(0).random((50, 50)))
