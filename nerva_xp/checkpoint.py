@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nerva_xp.device import assign_from_host
+from nerva_xp.device import assign_from_host, numpy_dtype
 from nerva_xp.npz import DataError, check_weight_array, load_dict_from_npz, save_dict_to_npz
 
 FORMAT = 1
@@ -95,8 +95,9 @@ def restore(path, M, rng, checkpoint: Checkpoint) -> None:
     updates = []
     for key, target in targets.items():
         value = check_weight_array(
-            path, key, checkpoint.arrays[key], tuple(target.shape), kind="checkpoint"
-        )
+            path, key, checkpoint.arrays[key], tuple(target.shape), "checkpoint",
+            numpy_dtype(target.dtype),
+        )  # fmt: skip
         updates.append((target, value.reshape(target.shape)))
     for target, value in updates:
         assign_from_host(target, value)

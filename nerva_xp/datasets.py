@@ -144,7 +144,7 @@ def _validate_inputs(data: dict, fail) -> None:
         X = data[key]
         if X.ndim != 2:
             fail(key, f"has shape {shape_text(X.shape)}; expected (N, D), one example per row")
-        if X.dtype.kind not in "biuf":
+        if X.dtype.kind not in "iuf":
             fail(key, f"holds {X.dtype} values; expected numbers")
         if not np.all(np.isfinite(X)):
             fail(key, "holds NaN or Inf values; expected finite numbers")
@@ -162,7 +162,7 @@ def _validate_targets(data: dict, fail) -> None:
             fail(key, f"has shape {shape_text(T.shape)}; expected (N,) labels or (N, K) one-hot")
         if T.shape[0] != X.shape[0]:
             fail(key, f"has {T.shape[0]} rows; X{key[1:]} has {X.shape[0]}")
-        if T.dtype.kind not in "biuf" or not np.all(np.isfinite(T)):
+        if T.dtype.kind not in "iuf" or not np.all(np.isfinite(T)):
             fail(key, f"holds {T.dtype} values; expected finite numbers")
         if T.ndim == 1 and (np.any(T < 0) or np.any(np.floor(T) != T)):
             fail(key, "holds negative or non-integer labels; expected class labels 0, 1, 2, ...")

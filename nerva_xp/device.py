@@ -54,7 +54,7 @@ class Device:
         """Copy a host array (or nested list) to the device, as ``dtype`` (default: the run's)."""
         dtype = self.dtype if dtype is None else dtype
         host = np.asarray(host)
-        return self.xp.asarray(host.astype(_numpy_dtype(dtype), copy=False), device=self.device)
+        return self.xp.asarray(host.astype(numpy_dtype(dtype), copy=False), device=self.device)
 
     def to_host(self, x) -> np.ndarray:
         return to_numpy(x)
@@ -68,7 +68,7 @@ class Device:
         return f"{self.name} ({self.backend}{note})"
 
 
-def _numpy_dtype(dtype) -> np.dtype:
+def numpy_dtype(dtype) -> np.dtype:
     """The NumPy dtype with the same name as a dtype of any namespace (float32, int64, ...)."""
     try:
         return np.dtype(dtype)
@@ -81,7 +81,7 @@ def assign_from_host(A, host) -> None:
     from array_api_compat import array_namespace
     from array_api_compat import device as array_device
 
-    values = np.asarray(host).astype(_numpy_dtype(A.dtype), copy=False)
+    values = np.asarray(host).astype(numpy_dtype(A.dtype), copy=False)
     A[...] = array_namespace(A).asarray(values, device=array_device(A))
 
 
@@ -127,13 +127,13 @@ class CudaDevice(Device):
             return make()
 
     def zeros(self, shape) -> Any:
-        return self._allocate(lambda: self.cupy.zeros(shape, dtype=_numpy_dtype(self.dtype)))
+        return self._allocate(lambda: self.cupy.zeros(shape, dtype=numpy_dtype(self.dtype)))
 
     def ones(self, shape) -> Any:
-        return self._allocate(lambda: self.cupy.ones(shape, dtype=_numpy_dtype(self.dtype)))
+        return self._allocate(lambda: self.cupy.ones(shape, dtype=numpy_dtype(self.dtype)))
 
     def asarray(self, host, dtype=None) -> Any:
-        dtype = _numpy_dtype(self.dtype if dtype is None else dtype)
+        dtype = numpy_dtype(self.dtype if dtype is None else dtype)
         host = np.asarray(host).astype(dtype, copy=False)
         return self._allocate(lambda: self.cupy.asarray(host))
 

@@ -11,7 +11,7 @@ import re
 
 from array_api_compat import array_namespace
 
-from nerva_xp.device import as_device, assign_from_host
+from nerva_xp.device import as_device, assign_from_host, numpy_dtype
 from nerva_xp.layers import (
     BatchNormalizationLayer,
     Layer,
@@ -113,7 +113,9 @@ class MultilayerPerceptron:
         updates = []
         for key, target in targets.items():
             if key in data:
-                value = check_weight_array(filename, key, data[key], tuple(target.shape))
+                value = check_weight_array(
+                    filename, key, data[key], tuple(target.shape), dtype=numpy_dtype(target.dtype)
+                )
                 updates.append((target, value.reshape(target.shape)))
             elif re.fullmatch(r"[Wb]\d+", key):
                 raise DataError(f'cannot read weights file "{filename}": key "{key}" is missing')

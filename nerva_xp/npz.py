@@ -152,14 +152,15 @@ def save_dict_to_npz(filename, data: dict) -> str:
 
 
 def check_weight_array(
-    filename, key: str, value: np.ndarray, shape: tuple, kind: str = "weights"
+    filename, key: str, value: np.ndarray, shape: tuple, kind: str = "weights", dtype=None
 ) -> np.ndarray:
-    """``value`` if it is a finite numeric array of ``shape`` (a bias may also be (1, K))."""
+    """``value`` if it is a finite numeric array of ``shape`` (a bias may also be (1, K)); with
+    ``dtype``, cast to it, and then it must still be finite (1e300 overflows float32)."""
 
     def fail(reason: str):
         raise DataError(f'cannot read {kind} file "{filename}": key "{key}" {reason}')
 
-    if value.dtype.kind not in "biuf":
+    if value.dtype.kind not in "iuf":
         fail(f"holds {value.dtype} values; expected numbers")
     allowed = [shape] + ([(1, shape[0])] if re.fullmatch(r"b\d+", key) else [])
     if value.shape not in allowed:
@@ -167,6 +168,11 @@ def check_weight_array(
         fail(f"has shape {shape_text(value.shape)}; expected {expected}")
     if not np.all(np.isfinite(value)):
         fail("holds NaN or Inf values")
+    if dtype is not None:
+        with np.errstate(over="ignore"):
+            value = value.astype(dtype, copy=False)
+        if not np.all(np.isfinite(value)):
+            fail(f"holds values beyond the range of {np.dtype(dtype).name}")
     return value
 
 

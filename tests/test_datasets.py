@@ -146,6 +146,8 @@ def test_create_npz_dataloaders_prints_and_infers_classes(tmp_path, capsys):
         ({"Xtrain": np.zeros((0, 3)), "Ttrain": np.zeros(0, int)}, "zero samples"),
         ({"Ttrain": np.eye(3)[[0, 1, 2, 1]], "Ttest": np.eye(4)[[0, 1]]}, "one-hot width"),
         ({"Xtrain": np.array([["a"] * 3] * 4)}, "expected numbers"),
+        ({"Xtrain": np.ones((4, 3), bool)}, 'key "Xtrain" holds bool values; expected numbers'),
+        ({"Ttrain": np.ones(4, bool)}, 'key "Ttrain" holds bool values'),
         (
             {"Ttrain": np.eye(3)[[0, 1, 2, 1]], "Ttest": np.array([1, 5])},
             'key "Ttest" holds the label 5; expected labels below 3, Ttrain\'s width',

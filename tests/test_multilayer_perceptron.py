@@ -140,6 +140,11 @@ def test_nerva_weight_files_with_only_w_and_b_load(tmp_path):
         (lambda d: d.update(srelu2=np.zeros(3)), 'key "srelu2" has shape (3,); expected (4,)'),
         (lambda d: d.update(W3=np.full((3, 6), np.nan)), 'key "W3" holds NaN or Inf'),
         (lambda d: d.update(beta1=np.array(["x"] * 8)), 'key "beta1" holds <U1 values'),
+        (lambda d: d.update(W1=np.ones((8, 4), bool)), 'key "W1" holds bool values'),
+        (
+            lambda d: d.update(W1=np.full((8, 4), 1e300)),
+            'key "W1" holds values beyond the range of float32',
+        ),
         (lambda d: d.update(beta1=np.zeros((1, 8))), 'key "beta1" has shape (1, 8); expected (8,)'),
     ],
 )
@@ -154,6 +159,14 @@ def test_bad_weight_files_raise_one_line_errors(tmp_path, capsys, change, expect
     assert str(error.value).startswith(f'cannot read weights file "{path}": {expected}')
     for key, value in M.weights_dict().items():  # nothing changed
         np.testing.assert_array_equal(host(value), before[key])
+
+
+def test_large_float64_weights_load_into_a_float64_model(tmp_path):
+    M = example_mlp(select_device("cpu", "float64"))
+    data = {k: host(v) for k, v in M.weights_dict().items()}
+    data["W1"] = np.full((8, 4), 1e300)
+    M.load_weights_and_bias(save_dict_to_npz(tmp_path / "w.npz", data))
+    assert host(M.layers[0].W)[0, 0] == 1e300
 
 
 def test_manual_construction_of_the_manual_trains_the_layer_arrays():
