@@ -8,10 +8,11 @@ from nerva_xp.npz import load_dict_from_npz
 
 
 def describe_array(name: str, array: np.ndarray) -> str:
-    """``name (shape)  inf-norm = m`` with m = max |x|, or ``n/a`` for empty or non-numbers."""
+    """``name (shape)  inf-norm = m``, m = max |x|; ``n/a`` if empty, bool or non-numeric."""
     shape = "x".join(map(str, array.shape))
-    numeric = array.dtype.kind in "biufc" and array.size > 0
-    norm = f"{float(np.max(np.abs(array))):.8f}" if numeric else "n/a"
+    numeric = array.dtype.kind in "iufc" and array.size > 0
+    magnitudes = np.abs(array.astype(np.float64) if array.dtype.kind in "iu" else array)
+    norm = f"{float(np.max(magnitudes)):.8f}" if numeric else "n/a"
     return f"{name:<8} ({shape:<12})  inf-norm = {norm}"
 
 

@@ -143,7 +143,7 @@ def _layer_sizes(sizes: list, count: int) -> list[int]:
     result = []
     for size in sizes:
         text = str(size).strip()
-        if not text.isdigit() or int(text) <= 0:
+        if not re.fullmatch(r"[0-9]+", text) or int(text) <= 0:
             raise SpecError(f'layer sizes: expected positive integers, got "{text}"')
         result.append(int(text))
     return result

@@ -17,8 +17,8 @@ from typing import Any
 _REQUIRED = object()
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_INT = re.compile(r"[+-]?\d+")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_INT = re.compile(r"[+-]?\d+", re.ASCII)
 _PUNCT = "()[],;="
 _JUNK = re.compile(r"[^\s()\[\],;=]+")
 
@@ -170,6 +170,8 @@ def _parse_args(p: _Parser) -> list[_Arg]:
             p.take()
             args.append(_parse_value(p, first.text, semicolon))
         else:
+            if first.kind == "end" or (first.kind == "punct" and first.text != "["):
+                p.syntax_error("a value")  # an empty argument
             if any(arg.name is not None for arg in args):
                 p.fail(f"positional argument after named argument at position {first.pos}")
             args.append(_parse_value(p, None, semicolon))

@@ -176,6 +176,11 @@ def test_manual_cifar10_command_line_runs_as_written(tmp_path):
         (["--optimizers=Momentum"], '--optimizers: invalid optimizer "Momentum": missing'),
         (["--optimizers=GradientDescent;GradientDescent"], "--optimizers: expected 1 or 3"),
         (["--layer-sizes=64;10"], "--layer-sizes: expected 4 entries"),
+        (
+            ["--layer-sizes=64;64;\u00b2;10"],
+            '--layer-sizes: expected positive integers, got "\u00b2"',
+        ),
+        (["--layer-sizes=64;64;\u0663;10"], "--layer-sizes: expected positive integers"),
         (["--layers=ReLU;;Linear"], "--layers: item 2 of"),
         (["--learning-rate=StepBased(1,0.5,0)"], "--learning-rate: invalid learning rate"),
         (["--loss=MSE"], '--loss: invalid loss function "MSE": unknown name'),
@@ -260,6 +265,21 @@ def test_prepare_data_mnist_from_a_fabricated_file(tmp_path):
     data = load_dict_from_npz(tmp_path / "mnist-flattened.npz")
     assert data["Xtrain"].shape == (6, 784) and data["Xtrain"].dtype == np.float32
     assert data["Ttest"].dtype == np.uint8
+
+
+def test_prepare_data_needs_an_existing_data_dir(tmp_path):
+    result = nerva_xp("prepare-data", "--dataset=digits", f"--data-dir={tmp_path / 'none'}")
+    assert_one_line_error(result, 2, f'--data-dir: folder "{tmp_path / "none"}" does not exist')
+    assert result.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_inspect_norm_of_the_most_negative_integers(tmp_path):
+    path = tmp_path / "ints.npz"
+    np.savez(path, a=np.array([-128, 3], np.int8), b=np.array([-(2**63)]), c=np.ones(2, bool))
+    lines = nerva_xp("inspect", path, "--shapes-only").stdout.splitlines()
+    assert lines[0].endswith("inf-norm = 128.00000000")
+    assert lines[1].endswith("inf-norm = 9223372036854775808.00000000")
+    assert lines[2].endswith("inf-norm = n/a")
 
 
 def test_prepare_data_missing_source_suggests_download(tmp_path):

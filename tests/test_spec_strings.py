@@ -609,6 +609,9 @@ def test_trailing_junk(kind, text, position, got):
         ("learning rate scheduler", "MultiStepLR(0.1, [1,3,5]], 0.2)", 24),
         ("learning rate scheduler", "MultiStepLR(0.1, [1,,3], 0.2)", 20),
         ("learning rate scheduler", "TimeBased(0.1;)", 14),
+        ("optimizer", "Momentum(mu=0.9,)", 16),  # an empty argument after a named one
+        ("layer", "SReLU(al=0.1,,tl=0)", 13),
+        ("weight initializer", "Uniform(a=-1,", 13),
     ],
 )
 def test_syntax_error_position(kind, text, position):
@@ -656,6 +659,23 @@ def _check_rejected_literal(kind, text, param, token, start):
 )
 def test_non_decimal_literals_are_rejected(kind, text, param, token, start):
     _check_rejected_literal(kind, text, param, token, start)
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "param", "token", "start"),
+    [
+        ("learning rate scheduler", "Constant(\u0663)", "lr", "\u0663", 9),  # Arabic-Indic 3
+        ("optimizer", "Momentum(mu=\uff10.9)", "mu", "\uff10.9", 12),  # fullwidth 0
+    ],
+)
+def test_only_ascii_digits_are_numbers(kind, text, param, token, start):
+    """DIGITS := [0-9]+ (spec §11.1), although Python's float() takes any Unicode digit."""
+    _check_rejected_literal(kind, text, param, token, start)
+
+
+def test_only_ascii_digits_are_milestones():
+    with pytest.raises(SpecError):
+        parse_learning_rate("MultiStepLR(0.1;\u0661,\u0663;0.2)")
 
 
 @pytest.mark.parametrize("text", ["Constant(1e999)", "Constant(-1e400)", "Constant(lr=1e309)"])
