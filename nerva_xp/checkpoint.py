@@ -113,19 +113,19 @@ DEFINING_OPTIONS = (
 ONE_TIME_OPTIONS = ("load_weights", "save_initial_weights", "save_dataset", "resume", "checkpoint")
 
 
-def merge_options(path, stored: dict, given: dict, defaults: dict) -> dict:
-    """The options of a resumed run: the stored ones, overridden by those given on the command
-    line; a given option that defines the network, data or optimizer must equal the stored one
-    (else ValueError naming the first difference)."""
-    merged = dict(given)
+def merge_options(path, stored: dict, options: dict, given: set) -> dict:
+    """The options of a resumed run: the stored ones, overridden by those ``given`` on the command
+    line (even at their default values); a given option that defines the network, data or
+    optimizer must equal the stored one (else ValueError naming the first difference)."""
+    merged = dict(options)
     for key, value in stored.items():
-        if key in ONE_TIME_OPTIONS or key not in given:
+        if key in ONE_TIME_OPTIONS or key not in options:
             continue
-        explicit = given[key] != defaults.get(key)
-        if explicit and key in DEFINING_OPTIONS and given[key] != value:
+        explicit = key in given
+        if explicit and key in DEFINING_OPTIONS and options[key] != value:
             option = "--" + key.replace("_", "-")
             raise ValueError(
-                f"{option} is {given[key]!r} here but {value!r} in the checkpoint "
+                f"{option} is {options[key]!r} here but {value!r} in the checkpoint "
                 f'"{path}"; a resumed run keeps the network, data and optimizer'
             )
         if not explicit:

@@ -45,10 +45,25 @@ def _int_at_least(minimum: int):
     return parse
 
 
-def _add_train(commands) -> None:
+# the train options whose default is not None (or False, for flags)
+TRAIN_DEFAULTS = {
+    "layer_weights": "XavierNormal",
+    "optimizers": "GradientDescent",
+    "epochs": 100,
+    "batch_size": 100,
+    "device": "auto",
+    "dtype": "float32",
+}
+
+
+def _add_train(commands, defaults: bool = True) -> None:
     from nerva_xp.train_command import run_train
 
-    train = commands.add_parser("train", help="train a multilayer perceptron (Nerva's mlp.py)")
+    train = commands.add_parser(
+        "train",
+        help="train a multilayer perceptron (Nerva's mlp.py)",
+        argument_default=None if defaults else argparse.SUPPRESS,
+    )
     add = train.add_argument
     add("--layers", metavar="SPECS", help='";"-list of layer specs, e.g. "ReLU;ReLU;Linear"')
     add(
@@ -56,35 +71,13 @@ def _add_train(commands) -> None:
         metavar="SIZES",
         help='input size, then one output size per linear layer: "64;64;64;10"',
     )
-    add(
-        "--layer-weights",
-        metavar="SPECS",
-        default="XavierNormal",
-        help="weight initializers: 1, or 1 per layer",
-    )
-    add(
-        "--optimizers",
-        metavar="SPECS",
-        default="GradientDescent",
-        help="optimizers: 1, or 1 per layer (BN too)",
-    )
+    add("--layer-weights", metavar="SPECS", help="weight initializers: 1, or 1 per layer")
+    add("--optimizers", metavar="SPECS", help="optimizers: 1, or 1 per layer (BN too)")
     add("--learning-rate", metavar="SPEC", help='one scheduler, e.g. "Constant(0.01)"')
     add("--loss", metavar="NAME", help="SquaredError, CrossEntropy, LogisticCrossEntropy, "
         "NegativeLogLikelihood or SoftmaxCrossEntropy")  # fmt: skip
-    add(
-        "--epochs",
-        metavar="N",
-        type=_int_at_least(0),
-        default=100,
-        help="number of epochs (default 100)",
-    )
-    add(
-        "--batch-size",
-        metavar="N",
-        type=_int_at_least(1),
-        default=100,
-        help="batch size (default 100)",
-    )
+    add("--epochs", metavar="N", type=_int_at_least(0), help="number of epochs (default 100)")
+    add("--batch-size", metavar="N", type=_int_at_least(1), help="batch size (default 100)")
     add("--load-dataset", metavar="FILE", help="dataset NPZ (default: the embedded digits)")
     add("--load-weights", metavar="FILE", help="weights NPZ loaded after construction")
     add("--save-weights", metavar="FILE", help="save the weights after training")
@@ -96,13 +89,8 @@ def _add_train(commands) -> None:
         type=_int_at_least(0),
         help="random seed (default: drawn from OS entropy)",
     )
-    add(
-        "--device",
-        metavar="DEVICE",
-        default="auto",
-        help="auto, cpu, cuda or cuda:N (default auto)",
-    )
-    add("--dtype", default="float32", choices=["float32", "float64"], help="number type")
+    add("--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N (default auto)")
+    add("--dtype", choices=["float32", "float64"], help="number type (default float32)")
     add("--no-shuffle", action="store_true", help="train in file order")
     add("--threads", metavar="N", type=_int_at_least(1), help="BLAS and element-wise threads")
     add(
@@ -116,7 +104,7 @@ def _add_train(commands) -> None:
     add("--checkpoint", metavar="FILE", help="save the whole training state after every epoch")
     add("--resume", metavar="FILE", help="continue the run saved in a checkpoint")
     add("--plot", metavar="FILE.png", help="plot loss and accuracy curves (needs matplotlib)")
-    train.set_defaults(run=run_train)
+    train.set_defaults(run=run_train, **(TRAIN_DEFAULTS if defaults else {}))
 
 
 def _add_inspect(commands) -> None:
@@ -148,11 +136,12 @@ def _run_prepare_data(args) -> int:
     return 0
 
 
-def build_parser(prog: str = "nerva-xp") -> argparse.ArgumentParser:
+def build_parser(prog: str = "nerva-xp", defaults: bool = True) -> argparse.ArgumentParser:
+    """The parser; with ``defaults=False``, train options not on the command line stay unset."""
     parser = _Parser(prog=prog, description="Nerva multilayer perceptrons on NumPy or CuPy.")
     parser.add_argument("--version", action="version", version=f"nerva-xp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _add_train(commands)
+    _add_train(commands, defaults)
     _add_inspect(commands)
     _add_prepare_data(commands)
     return parser
@@ -171,6 +160,8 @@ def main(argv: list[str] | None = None, prog: str = "nerva-xp") -> int:
     debug = "--debug" in argv
     try:
         args = build_parser(prog).parse_args(argv)
+        if args.command == "train":  # which options were given matters to --resume
+            args.given = sorted(vars(build_parser(prog, defaults=False).parse_args(argv)))
         return args.run(args)
     except (UsageError, SpecError, DeviceError) as error:
         return _fail(str(error), 2, debug)

@@ -10,9 +10,10 @@ from nerva_xp.npz import load_dict_from_npz
 def describe_array(name: str, array: np.ndarray) -> str:
     """``name (shape)  inf-norm = m``, m = max |x|; ``n/a`` if empty, bool or non-numeric."""
     shape = "x".join(map(str, array.shape))
-    numeric = array.dtype.kind in "iufc" and array.size > 0
+    if array.dtype.kind not in "iufc" or array.size == 0:
+        return f"{name:<8} ({shape:<12})  inf-norm = n/a"
     magnitudes = np.abs(array.astype(np.float64) if array.dtype.kind in "iu" else array)
-    norm = f"{float(np.max(magnitudes)):.8f}" if numeric else "n/a"
+    norm = f"{float(np.max(magnitudes)):.8f}"
     return f"{name:<8} ({shape:<12})  inf-norm = {norm}"
 
 

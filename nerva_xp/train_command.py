@@ -242,18 +242,16 @@ def _resume(args):
     if args.load_weights:
         raise UsageError("--load-weights: cannot be combined with --resume")
     stored = load_checkpoint(args.resume)
-    from nerva_xp.cli import build_parser
-
-    defaults = vars(build_parser().parse_args(["train"]))
+    given = set(getattr(args, "given", ()))  # set by cli.main; none: the stored options win
     try:
-        merged = merge_options(args.resume, stored.options, vars(args), defaults)
+        merged = merge_options(args.resume, stored.options, vars(args), given)
     except ValueError as error:
         raise UsageError(f"--resume: {error}") from None
     return argparse.Namespace(**merged), stored
 
 
 def _stored_options(args, seed: int) -> dict:
-    options = {k: v for k, v in vars(args).items() if k not in ("run", "command")}
+    options = {k: v for k, v in vars(args).items() if k not in ("run", "command", "given")}
     return options | {"seed": seed}
 
 

@@ -83,6 +83,19 @@ def test_resume_refuses_another_network(work):
     assert (work / "ck.npz").read_bytes() == before
 
 
+def test_an_option_given_at_its_default_value_is_still_given(work):
+    """--epochs=100 (the default) on resume means 100 epochs, not the stored 2; --batch-size=100
+    (the default) is refused when the checkpoint's run used 16."""
+    run(work, "--epochs=2", "--checkpoint=ck.npz")
+    resumed = nerva_xp("--resume=ck.npz", "--epochs=100", "--metrics=m.jsonl", cwd=work)
+    assert resumed.returncode == 0, resumed.stderr
+    rows = [json.loads(line) for line in (work / "m.jsonl").read_text().splitlines()]
+    assert rows[-1]["epoch"] == 100
+    refused = nerva_xp("--resume=ck.npz", "--batch-size=100", cwd=work)
+    assert refused.returncode == 2
+    assert "--batch-size is 100 here but 16 in the checkpoint" in refused.stderr
+
+
 def test_resume_refuses_a_checkpoint_whose_arrays_do_not_fit(work):
     run(work, "--epochs=1", "--checkpoint=ck.npz")
     data = load_dict_from_npz(work / "ck.npz")

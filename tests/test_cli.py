@@ -273,13 +273,18 @@ def test_prepare_data_needs_an_existing_data_dir(tmp_path):
     assert result.stdout == "" and list(tmp_path.iterdir()) == []
 
 
-def test_inspect_norm_of_the_most_negative_integers(tmp_path):
+def test_inspect_norms_of_integer_bool_and_text_arrays(tmp_path):
     path = tmp_path / "ints.npz"
-    np.savez(path, a=np.array([-128, 3], np.int8), b=np.array([-(2**63)]), c=np.ones(2, bool))
-    lines = nerva_xp("inspect", path, "--shapes-only").stdout.splitlines()
+    texts = np.array(["a", "bc"])  # checkpoints hold text arrays
+    np.savez(
+        path, a=np.array([-128, 3], np.int8), b=np.array([-(2**63)]), c=np.ones(2, bool), d=texts
+    )
+    result = nerva_xp("inspect", path, "--shapes-only")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
     assert lines[0].endswith("inf-norm = 128.00000000")
     assert lines[1].endswith("inf-norm = 9223372036854775808.00000000")
-    assert lines[2].endswith("inf-norm = n/a")
+    assert lines[2].endswith("inf-norm = n/a") and lines[3].endswith("inf-norm = n/a")
 
 
 def test_prepare_data_missing_source_suggests_download(tmp_path):
