@@ -17,7 +17,7 @@ from nerva_xp import __version__
 from nerva_xp.device import DeviceError
 from nerva_xp.npz import DataError
 from nerva_xp.spec_strings import SpecError
-from nerva_xp.training import NonFiniteGradientError
+from nerva_xp.training import TrainingError
 
 
 class UsageError(Exception):
@@ -32,14 +32,15 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _int_at_least(minimum: int):
+def _int_at_least(minimum: int, maximum: int | None = None):
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f'expected an integer >= {minimum}, got "{text}"')
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+            raise argparse.ArgumentTypeError(f'expected an integer {bounds}, got "{text[:40]}"')
         return value
 
     return parse
@@ -92,7 +93,12 @@ def _add_train(commands, defaults: bool = True) -> None:
     add("--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N (default auto)")
     add("--dtype", choices=["float32", "float64"], help="number type (default float32)")
     add("--no-shuffle", action="store_true", help="train in file order")
-    add("--threads", metavar="N", type=_int_at_least(1), help="BLAS and element-wise threads")
+    add(
+        "--threads",
+        metavar="N",
+        type=_int_at_least(1, 1024),
+        help="BLAS and element-wise threads (1 to 1024)",
+    )
     add(
         "--fold-updates",
         action="store_true",
@@ -165,7 +171,7 @@ def main(argv: list[str] | None = None, prog: str = "nerva-xp") -> int:
         return args.run(args)
     except (UsageError, SpecError, DeviceError) as error:
         return _fail(str(error), 2, debug)
-    except (DataError, NonFiniteGradientError) as error:
+    except (DataError, TrainingError) as error:
         return _fail(str(error), 1, debug)
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -268,7 +268,10 @@ def _select_device(args, seed: int):
 
 def _build_network(plan: TrainPlan, device, rng):
     """Step 4: the network, drawing its initial weights."""
+    weights = sum(d * k for d, k in zip(plan.sizes[:-1], plan.sizes[1:], strict=True))
     try:
+        if weights * np.dtype(device.dtype_name).itemsize >= 2**62:  # NumPy: "array is too big"
+            raise MemoryError
         return parse_multilayer_perceptron(
             plan.layers, plan.sizes, plan.optimizers, plan.initializers, device=device, rng=rng
         )

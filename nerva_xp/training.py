@@ -7,6 +7,7 @@ which is read once per epoch (NumPy checks every batch and names the first bad o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -14,6 +15,7 @@ from array_api_compat import array_namespace
 
 from nerva_xp.datasets import DataLoader, create_npz_dataloaders, to_one_hot
 from nerva_xp.device import as_device, to_numpy
+from nerva_xp.errors import describe_error
 from nerva_xp.learning_rate import LearningRateScheduler, parse_learning_rate
 from nerva_xp.loss_functions import LossFunction, parse_loss_function
 from nerva_xp.matrix_operations import Matrix
@@ -29,7 +31,11 @@ class TrainOptions:
     print_digits = 6
 
 
-class NonFiniteGradientError(RuntimeError):
+class TrainingError(RuntimeError):
+    """Training cannot go on: a run-time error (exit code 1) with a one-line message."""
+
+
+class NonFiniteGradientError(TrainingError):
     """A loss gradient with NaN or Inf: training stopped (spec §12.2)."""
 
     def __init__(self, epoch: int, batch: int):
@@ -198,12 +204,12 @@ def stochastic_gradient_descent(
         after_epoch: optional ``f(epochs_done, rows)`` called after each epoch's row.
     """
     print_epoch_header()
-    lr = learning_rate(max(first_epoch - 1, 0))
+    lr = learning_rate_at(learning_rate, max(first_epoch - 1, 0))
     rows = [compute_statistics(M, lr, loss, train_loader, test_loader, epoch=first_epoch)]
     training_time = 0.0
     for epoch in range(first_epoch, epochs):
         timer = StopWatch()
-        lr = learning_rate(epoch)
+        lr = learning_rate_at(learning_rate, epoch)
         batches = train_loader if progress is None else progress(train_loader, epoch)
         train_epoch(M, loss, lr, batches, epoch)
         train_loader.device.synchronize()
@@ -214,6 +220,22 @@ def stochastic_gradient_descent(
             after_epoch(epoch + 1, rows)
     print_epoch_footer(training_time)
     return rows
+
+
+def learning_rate_at(scheduler: LearningRateScheduler, epoch: int) -> float:
+    """scheduler(epoch), which must be a finite number (TrainingError otherwise: e.g.
+    TimeBased(0.1, -1) divides by zero at epoch 1, Exponential(0.1, -1000) overflows)."""
+    try:
+        lr = float(scheduler(epoch))
+    except ArithmeticError as error:  # ZeroDivisionError, OverflowError
+        lr, why = math.nan, f" ({describe_error(error)})"
+    else:
+        why = ""
+    if not math.isfinite(lr):
+        raise TrainingError(
+            f"learning rate: {scheduler!r} has no finite value at epoch {epoch}{why}"
+        )
+    return lr
 
 
 def stochastic_gradient_descent_plain(
@@ -240,7 +262,7 @@ def stochastic_gradient_descent_plain(
     K = N // batch_size
     xp = d.xp
     for epoch in range(epochs):
-        lr = learning_rate(epoch)
+        lr = learning_rate_at(learning_rate, epoch)
         order = resolve_rng(rng).permutation(N) if shuffle else None
         index = None if order is None else d.asarray(order, dtype=d.int_dtype)
         train_epoch(M, loss, lr, _plain_batches(xp, X_all, T_all, index, K, batch_size), epoch)

@@ -73,7 +73,10 @@ def set_bias_normal(b: Matrix, mean: float = 0.0, std: float = 1.0, rng=None) ->
 
 
 _AT_MOST_B = (lambda a, values: a <= values["b"], "a number <= b")
-_AT_LEAST_A = (lambda b, values: b >= values["a"], "a number >= a")
+_AT_LEAST_A = (  # NumPy's uniform needs b − a finite
+    lambda b, values: b >= values["a"] and math.isfinite(b - values["a"]),
+    "a number >= a (with b - a finite)",
+)
 _NON_NEGATIVE = (lambda b, _: b >= 0, "a number >= 0")
 
 WEIGHT_INITIALIZER_PARAMETERS = {

@@ -178,9 +178,15 @@ def test_manual_cifar10_command_line_runs_as_written(tmp_path):
         (["--layer-sizes=64;10"], "--layer-sizes: expected 4 entries"),
         (
             ["--layer-sizes=64;64;\u00b2;10"],
-            '--layer-sizes: expected positive integers, got "\u00b2"',
+            '--layer-sizes: expected positive integers below 2^31, got "\u00b2"',
         ),
         (["--layer-sizes=64;64;\u0663;10"], "--layer-sizes: expected positive integers"),
+        (["--layer-sizes=64;64;99999999999;10"], "--layer-sizes: expected positive integers"),
+        (
+            ["--layer-sizes=64;64;" + "9" * 5000 + ";10"],
+            "--layer-sizes: expected positive integers",
+        ),
+        (["--threads=99999999999999999999"], "--threads: expected an integer in [1, 1024]"),
         (["--layers=ReLU;;Linear"], "--layers: item 2 of"),
         (["--learning-rate=StepBased(1,0.5,0)"], "--learning-rate: invalid learning rate"),
         (["--loss=MSE"], '--loss: invalid loss function "MSE": unknown name'),
@@ -221,6 +227,29 @@ def test_data_errors_exit_1(tmp_path):
     assert_one_line_error(result, 1, f'cannot read dataset file "{tmp_path / "none.npz"}"')
     wide = make_dataset(tmp_path / "wide.npz", d=7)
     assert_one_line_error(small_run(wide), 1, "has 7 features but --layer-sizes starts with 5")
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "epoch"),
+    [
+        ("TimeBased(0.1,-1)", 1),  # 1 + decay·1 = 0
+        ("Exponential(0.1,-1000)", 1),  # e^1000 overflows
+        ("StepBased(0.1,0.5,5e-324)", 0),  # ⌊1 / 5e-324⌋ is infinite
+        ("MultiStepLR(0.1;0,0,0;1e300)", 0),  # 1e900
+    ],
+)
+def test_learning_rates_without_a_finite_value_stop_with_one_line(
+    tmp_path, dataset, scheduler, epoch
+):
+    result = small_run(dataset, f"--learning-rate={scheduler}", f"--save-weights={tmp_path}/w")
+    assert_one_line_error(result, 1, "learning rate: ")
+    assert f"has no finite value at epoch {epoch}" in result.stderr
+    assert not (tmp_path / "w.npz").exists()
+
+
+def test_weights_beyond_the_float32_range_warn_nothing(dataset):
+    result = small_run(dataset, "--layer-weights=Normal(0,1e308)")
+    assert_one_line_error(result, 1, "training: non-finite loss gradient in epoch 0")
 
 
 def test_debug_shows_batches_and_the_traceback_behind_errors(dataset):

@@ -885,6 +885,7 @@ def test_out_of_range_change_rate(text, got):
         ("weight initializer", "Uniform(a=1.5)", "a|b"),
         ("weight initializer", "Normal(0, -1)", "b"),
         ("weight initializer", "Normal(b=-0.5)", "b"),
+        ("weight initializer", "Uniform(-1e308, 1e308)", "b"),  # b − a overflows
         ("learning rate scheduler", "MultiStepLR(0.1, [-1, 2], 0.2)", "milestones"),
         ("learning rate scheduler", "MultiStepLR(0.1;-3;0.2)", "milestones"),
         (
