@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 import zipfile
 
 import numpy as np
@@ -28,6 +29,8 @@ class DataError(RuntimeError):
 
 def _read_magic(path: str, fail) -> bytes:
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end
+            fail("not a regular file")
         with open(path, "rb") as file:
             return file.read(6)
     except FileNotFoundError:

@@ -141,7 +141,11 @@ def _outputs(args) -> dict[str, str]:
 def _check_outputs(args) -> None:
     dataset = args.load_dataset or embedded_dataset_path()
     inputs = {os.path.realpath(p) for p in (dataset, args.load_weights, args.resume) if p}
+    written: dict[str, str] = {}  # real path -> the option writing it
     for option, path in _outputs(args).items():
+        other = written.setdefault(os.path.realpath(path), option)
+        if other != option:
+            raise UsageError(f'{option}: "{path}" is also the file of {other}; expected another')
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise UsageError(f'{option}: folder "{folder}" does not exist')

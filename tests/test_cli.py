@@ -208,6 +208,23 @@ def test_output_equal_to_an_input_is_refused(dataset):
     assert dataset.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("--checkpoint=same.npz", "--save-weights=same.npz"), ("--metrics=m.npz", "--save-weights=m")],
+)
+def test_two_outputs_on_one_file_are_refused(tmp_path, first, second):
+    result = nerva_xp("train", "--epochs=1", first, second, cwd=tmp_path)
+    assert_one_line_error(result, 2, "is also the file of")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_fifo_is_not_read(tmp_path):
+    fifo = tmp_path / "data.npz"
+    os.mkfifo(fifo)
+    assert_one_line_error(small_run(fifo), 1, "not a regular file")
+    assert_one_line_error(nerva_xp("inspect", fifo), 1, "not a regular file")
+
+
 def test_the_embedded_dataset_is_an_input_too(tmp_path):
     from nerva_xp.datasets import embedded_dataset_path
 
