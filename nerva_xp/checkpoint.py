@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nerva_xp.device import assign_from_host, numpy_dtype
+from nerva_xp.errors import describe_error
 from nerva_xp.npz import DataError, check_weight_array, load_dict_from_npz, save_dict_to_npz
 
 FORMAT = 1
@@ -66,18 +67,77 @@ def load_checkpoint(path) -> Checkpoint:
     def fail(problem: str):
         raise DataError(f'cannot read checkpoint file "{path}": {problem}')
 
-    if data["format"].shape != () or int(data["format"]) != FORMAT:
-        fail(f"format {data['format']!r}; expected {FORMAT}")
+    for key in ("format", "epoch"):
+        if data[key].shape != () or data[key].dtype.kind not in "iu":
+            fail(f"{key} is {data[key]!r}; expected an integer")
+    if int(data["format"]) != FORMAT:
+        fail(f"format {int(data['format'])}; expected {FORMAT}")
     try:
         texts = {key: json.loads(str(data[key][()])) for key in _TEXT_KEYS if key != "scheduler"}
-        epoch = int(data["epoch"])
-    except (ValueError, TypeError) as error:
-        fail(f"damaged state ({error})")
+    except (ValueError, TypeError, RecursionError) as error:
+        fail(f"damaged state ({describe_error(error)})")
+    epoch = int(data["epoch"])
+    _check_state(epoch, texts, fail)
     arrays = {k: v for k, v in data.items() if k not in ("format", "epoch", *_TEXT_KEYS)}
     return Checkpoint(
         epoch, arrays, str(data["scheduler"][()]), texts["rng_state"], texts["options"],
         texts["rows"],
     )  # fmt: skip
+
+
+# the types of the stored train options (cli.py): integers with their bounds, flags, else text
+_INTEGER_OPTIONS = {
+    "epochs": (0, None),
+    "batch_size": (1, None),
+    "seed": (0, None),
+    "threads": (1, 1024),
+}
+_FLAG_OPTIONS = ("no_shuffle", "fold_updates", "debug")
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, float) or _is_integer(value)
+
+
+def _option_problem(key: str, value) -> str | None:
+    """What is wrong with a stored option's value, or None."""
+    if key in _INTEGER_OPTIONS:
+        low, high = _INTEGER_OPTIONS[key]
+        if value is None and key in ("seed", "threads"):
+            return None
+        if not _is_integer(value) or value < low or (high is not None and value > high):
+            return f"an integer >= {low}" + (f" and <= {high}" if high else "")
+    elif key in _FLAG_OPTIONS:
+        return None if isinstance(value, bool) else "true or false"
+    elif key == "dtype":
+        return None if value in ("float32", "float64") else "float32 or float64"
+    elif value is not None and not isinstance(value, str):
+        return "text"
+    return None
+
+
+def _check_state(epoch: int, texts: dict, fail) -> None:
+    """The JSON parts of a checkpoint: options, rows and generator state (DataError if damaged)."""
+    options, rows = texts["options"], texts["rows"]
+    if not isinstance(options, dict):
+        fail("options: expected a JSON object")
+    for key, value in options.items():
+        problem = _option_problem(key, value)
+        if problem:
+            fail(f"option {key} is {value!r}; expected {problem}")
+    if epoch < 0 or not isinstance(rows, list) or len(rows) != epoch + 1:
+        fail(f"epoch {epoch} with {len(rows) if isinstance(rows, list) else 'no'} rows; "
+             "expected epoch + 1 statistics rows")  # fmt: skip
+    if not all(isinstance(r, list) and len(r) == 6 and all(map(_is_number, r)) for r in rows):
+        fail("rows: expected lists of 6 numbers (epoch, lr, loss, accuracies, seconds)")
+    try:
+        np.random.PCG64().state = texts["rng_state"]
+    except (ValueError, TypeError, KeyError, OverflowError) as error:
+        fail(f"rng_state is not a PCG64 state ({describe_error(error)})")
 
 
 def restore(path, M, rng, checkpoint: Checkpoint) -> None:

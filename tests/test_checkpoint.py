@@ -107,6 +107,42 @@ def test_resume_refuses_a_checkpoint_whose_arrays_do_not_fit(work):
     )
 
 
+def _with_options(**changes):
+    def change(data):
+        options = json.loads(str(data["options"][()]))
+        data["options"] = np.array(json.dumps(options | changes))
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda d: d.update(options=np.array("[]")), "options: expected a JSON object"),
+        (lambda d: d.update(options=np.array("{")), "damaged state"),
+        (_with_options(layers=5), "option layers is 5; expected text"),
+        (_with_options(batch_size=0), "option batch_size is 0; expected an integer >= 1"),
+        (_with_options(seed="x"), "option seed is 'x'; expected an integer >= 0"),
+        (_with_options(threads=10**30), "expected an integer >= 1 and <= 1024"),
+        (_with_options(no_shuffle=1), "option no_shuffle is 1; expected true or false"),
+        (lambda d: d.update(rng_state=np.array("{}")), "rng_state is not a PCG64 state"),
+        (lambda d: d.update(rows=np.array("[[1, 2]]")), "expected epoch + 1 statistics rows"),
+        (lambda d: d.update(epoch=np.array(-1)), "expected epoch + 1 statistics rows"),
+        (lambda d: d.update(epoch=np.array(1.5)), "epoch is array(1.5); expected an integer"),
+        (lambda d: d.update(format=np.array("1")), "expected an integer"),
+    ],
+)
+def test_a_damaged_checkpoint_is_one_line_exit_1(work, change, problem):
+    run(work, "--epochs=1", "--checkpoint=ck.npz")
+    data = load_dict_from_npz(work / "ck.npz")
+    change(data)
+    np.savez(work / "bad.npz", **data)
+    result = nerva_xp("--resume=bad.npz", cwd=work)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith('nerva-xp: error: cannot read checkpoint file "bad.npz": ')
+    assert problem in result.stderr
+
+
 def test_checkpoint_may_not_overwrite_the_checkpoint_being_resumed(work):
     run(work, "--epochs=1", "--checkpoint=ck.npz")
     result = nerva_xp("--resume=ck.npz", "--checkpoint=ck.npz", cwd=work)
