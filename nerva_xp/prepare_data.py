@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import io
+import math
 import os
 import pickle
 import shutil
@@ -148,7 +149,7 @@ def read_idx(path: str, magic: int) -> np.ndarray:
     found, *shape = struct.unpack(f">{1 + dims}I", data[:header])
     if found != magic:
         raise _error("MNIST", path, f"magic number {found}; expected {magic}")
-    if len(data) - header != int(np.prod(shape)):
+    if len(data) - header != math.prod(shape):  # Python integers: the product cannot wrap
         announced = "x".join(map(str, shape))
         reason = f"{len(data) - header} data bytes; the header announces {announced}"
         raise _error("MNIST", path, reason)
@@ -236,9 +237,11 @@ def _check_batch(batch) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(X, np.ndarray) or X.dtype != np.uint8 or X.ndim != 2 or X.shape[1] != 3072:
         raise DataError("data is not a uint8 (n, 3072) array")
     try:
-        T = np.asarray(labels, dtype=np.int64)
+        T = np.asarray(labels)
     except (TypeError, ValueError) as error:
         raise DataError(f"labels are not integers ({describe_error(error)})") from error
+    if T.dtype.kind not in "iu":  # floats, bools, and integers beyond int64 (object arrays)
+        raise DataError(f"labels are {T.dtype} values; expected integers")
     if T.shape != (X.shape[0],) or (T.size and (T.min() < 0 or T.max() >= NUM_CLASSES)):
         raise DataError(f"labels are not {X.shape[0]} class labels in [0, {NUM_CLASSES})")
     return X, T.astype(np.int32)
@@ -249,6 +252,8 @@ def _member_bytes(tar: tarfile.TarFile, member: str) -> bytes:
         file = tar.extractfile(tar.getmember(member))
     except KeyError as error:
         raise DataError("not found in the archive") from error
+    except RecursionError as error:  # a link to itself
+        raise DataError("a link that leads to itself") from error
     if file is None:
         raise DataError("not a regular file")
     return file.read()
@@ -258,7 +263,9 @@ def unpickle_batch(raw: bytes):
     """One CIFAR batch pickle, rebuilt by ``RestrictedUnpickler`` (Python 2 strings as bytes)."""
     try:
         return RestrictedUnpickler(io.BytesIO(raw), encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError) as error:
+    except DataError:
+        raise
+    except Exception as error:  # a hostile pickle can make the unpickler fail in many ways
         raise DataError(f"not a readable pickle ({describe_error(error)})") from error
 
 

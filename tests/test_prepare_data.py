@@ -149,6 +149,15 @@ def test_mnist_idx_size_must_match_the_header(tmp_path):
     assert "train-images-idx3-ubyte.gz" in message(error)
 
 
+def test_mnist_idx_header_whose_size_product_wraps_is_refused(tmp_path):
+    """2^22 · 2^21 · 2^21 = 2^64 wraps to 0 in int64 arithmetic."""
+    write_idx(tmp_path, mnist_arrays())
+    header = struct.pack(">4I", 2051, 2**22, 2**21, 2**21)
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header))
+    with pytest.raises(DataError, match="0 data bytes; the header announces"):
+        prepare_data("mnist", tmp_path)
+
+
 def test_mnist_idx_label_count_must_match_images(tmp_path):
     arrays = mnist_arrays()
     arrays["y_train"] = arrays["y_train"][:4]
@@ -313,6 +322,50 @@ def test_cifar10_batch_with_wrong_shape_is_refused(tmp_path):
     )
     write_cifar(tmp_path, members)
     with pytest.raises(DataError, match=r"data is not a uint8 \(n, 3072\) array"):
+        prepare_data("cifar10", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("labels", "problem"),
+    [([1.7, 0], "labels are float64 values"), ([2**70, 0], "labels are object values")],
+)
+def test_cifar10_labels_must_be_integers(tmp_path, labels, problem):
+    _, members = cifar_members()
+    data = np.zeros((2, 3072), np.uint8)
+    members["cifar-10-batches-py/data_batch_1"] = pickle.dumps(
+        {b"data": data, b"labels": labels}, protocol=2
+    )
+    write_cifar(tmp_path, members)
+    with pytest.raises(DataError, match=problem):
+        prepare_data("cifar10", tmp_path)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"\x80\x02]q\x00}q\x01X\x01\x00\x00\x00aq\x02K\x01sb.", b"\x80\x02K\x01}q\x01b."],
+    ids=["BUILD on a list", "BUILD on an int"],
+)
+def test_cifar10_pickles_that_fail_while_loading_are_refused(tmp_path, raw):
+    _, members = cifar_members()
+    members["cifar-10-batches-py/data_batch_1"] = raw
+    write_cifar(tmp_path, members)
+    with pytest.raises(DataError, match='data_batch_1": not a readable pickle'):
+        prepare_data("cifar10", tmp_path)
+
+
+def test_cifar10_member_that_links_to_itself_is_refused(tmp_path):
+    _, members = cifar_members()
+    path = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            if name.endswith("data_batch_1"):
+                info.type, info.linkname = tarfile.SYMTYPE, "data_batch_1"
+                tar.addfile(info)
+                continue
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(DataError, match="data_batch_1"):
         prepare_data("cifar10", tmp_path)
 
 
