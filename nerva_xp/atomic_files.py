@@ -21,9 +21,11 @@ def _file_mode() -> int:
 
 
 def write_atomically(path, write: Callable[[IO[bytes]], None]) -> str:
-    """Call ``write(file)`` on a temporary binary file, then move it to ``path``; returns path."""
+    """Call ``write(file)`` on a temporary binary file, then move it to ``path`` (to its target,
+    if ``path`` is a symbolic link); returns path."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    target = os.path.realpath(path)
+    folder = os.path.dirname(target)
     handle, temporary = tempfile.mkstemp(prefix=".nerva-xp-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(handle, "wb") as file:
@@ -31,7 +33,7 @@ def write_atomically(path, write: Callable[[IO[bytes]], None]) -> str:
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temporary, _file_mode())
-        os.replace(temporary, path)
+        os.replace(temporary, target)
     except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)

@@ -143,9 +143,9 @@ def _layer_sizes(sizes: list, count: int) -> list[int]:
     result = []
     for size in sizes:
         text = str(size).strip()
-        if not re.fullmatch(r"[0-9]{1,10}", text) or not 0 < int(text) < 2**31:
+        if not re.fullmatch(r"[0-9]{1,18}", text) or int(text) == 0:  # 18 digits: below 2^63
             raise SpecError(
-                f'layer sizes: expected positive integers below 2^31, got "{text[:40]}"'
+                f'layer sizes: expected positive integers below 10^18, got "{text[:40]}"'
             )
         result.append(int(text))
     return result

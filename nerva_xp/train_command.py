@@ -125,17 +125,29 @@ def _check_specs(args) -> TrainPlan:
     return TrainPlan(layers, sizes, optimizers, initializers, learning_rate, loss)
 
 
+_NPZ_OUTPUTS = ("--save-weights", "--save-initial-weights", "--save-dataset", "--checkpoint")
+
+
 def _outputs(args) -> dict[str, str]:
     """The files this run writes, by option, with the names they will really have."""
-    npz_outputs = {
-        "--save-weights": args.save_weights,
-        "--save-initial-weights": args.save_initial_weights,
-        "--save-dataset": args.save_dataset,
-        "--checkpoint": args.checkpoint,
-    }
-    outputs = {option: npz_path(path) for option, path in npz_outputs.items() if path}
-    outputs.update({o: p for o, p in (("--metrics", args.metrics), ("--plot", args.plot)) if p})
+    outputs = {}
+    for option in (*_NPZ_OUTPUTS, "--metrics", "--plot"):
+        path = getattr(args, option[2:].replace("-", "_"))
+        if path is not None:
+            outputs[option] = npz_path(path) if option in _NPZ_OUTPUTS else path
     return outputs
+
+
+def _check_file_name(option: str, raw: str, path: str, folder: str) -> None:
+    """``raw`` (as given) names a file, and ``path`` (as written) fits the file system's limit."""
+    if raw == "" or raw.endswith(("/", os.sep)):
+        raise UsageError(f'{option}: "{raw}" names no file; expected a file name')
+    try:
+        longest = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return
+    if len(os.fsencode(os.path.basename(path))) > longest:
+        raise UsageError(f"{option}: the file name is longer than the {longest} bytes allowed")
 
 
 def _check_outputs(args) -> None:
@@ -143,18 +155,19 @@ def _check_outputs(args) -> None:
     inputs = {os.path.realpath(p) for p in (dataset, args.load_weights, args.resume) if p}
     written: dict[str, str] = {}  # real path -> the option writing it
     for option, path in _outputs(args).items():
-        other = written.setdefault(os.path.realpath(path), option)
-        if other != option:
-            raise UsageError(f'{option}: "{path}" is also the file of {other}; expected another')
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise UsageError(f'{option}: folder "{folder}" does not exist')
         if not os.access(folder, os.W_OK):
             raise UsageError(f'{option}: folder "{folder}" is not writable')
+        _check_file_name(option, getattr(args, option[2:].replace("-", "_")), path, folder)
         if os.path.isdir(path):
             raise UsageError(f'{option}: "{path}" is a directory; expected a file name')
         if os.path.realpath(path) in inputs:
             raise UsageError(f'{option}: "{path}" is an input of this run; it is never overwritten')
+        other = written.setdefault(os.path.realpath(path), option)
+        if other != option:
+            raise UsageError(f'{option}: "{path}" is also the file of {other}; expected another')
     if args.plot:
         try:
             import matplotlib  # noqa: F401

@@ -178,10 +178,10 @@ def test_manual_cifar10_command_line_runs_as_written(tmp_path):
         (["--layer-sizes=64;10"], "--layer-sizes: expected 4 entries"),
         (
             ["--layer-sizes=64;64;\u00b2;10"],
-            '--layer-sizes: expected positive integers below 2^31, got "\u00b2"',
+            '--layer-sizes: expected positive integers below 10^18, got "\u00b2"',
         ),
         (["--layer-sizes=64;64;\u0663;10"], "--layer-sizes: expected positive integers"),
-        (["--layer-sizes=64;64;99999999999;10"], "--layer-sizes: expected positive integers"),
+        (["--layer-sizes=64;64;9999999999999999999;10"], "--layer-sizes: expected positive"),
         (
             ["--layer-sizes=64;64;" + "9" * 5000 + ";10"],
             "--layer-sizes: expected positive integers",
@@ -216,6 +216,31 @@ def test_two_outputs_on_one_file_are_refused(tmp_path, first, second):
     result = nerva_xp("train", "--epochs=1", first, second, cwd=tmp_path)
     assert_one_line_error(result, 2, "is also the file of")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("option", "problem"),
+    [
+        ("--save-weights=", "names no file"),
+        ("--metrics=", "names no file"),
+        ("--save-weights=sub/", "names no file"),
+        ("--metrics=" + "m" * 300, "the file name is longer than"),
+    ],
+)
+def test_output_names_that_name_no_file_are_refused(tmp_path, option, problem):
+    (tmp_path / "sub").mkdir()
+    result = nerva_xp("train", "--epochs=1", option, cwd=tmp_path)
+    assert_one_line_error(result, 2, problem)
+    assert [p.name for p in tmp_path.iterdir()] == ["sub"] and not any((tmp_path / "sub").iterdir())
+
+
+def test_an_output_that_is_a_link_writes_the_link_target(tmp_path):
+    (tmp_path / "real.npz").write_bytes(b"old")
+    (tmp_path / "link.npz").symlink_to("real.npz")
+    result = nerva_xp("train", "--epochs=1", "--save-weights=link.npz", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "link.npz").is_symlink()
+    assert "W1" in load_dict_from_npz(tmp_path / "real.npz")
 
 
 def test_a_fifo_is_not_read(tmp_path):

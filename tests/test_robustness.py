@@ -324,7 +324,7 @@ USAGE_ERRORS = [
     ("epochs-negative", ["--epochs=-3"], ["--epochs", "expected an integer >= 0"]),
     ("batch-size-zero", ["--batch-size=0"], ["--batch-size", "expected an integer >= 1"]),
     ("seed-negative", ["--seed=-1"], ["--seed", "expected an integer >= 0"]),
-    ("threads-zero", ["--threads=0"], ["--threads", "expected an integer >= 1"]),
+    ("threads-zero", ["--threads=0"], ["--threads", "expected an integer in [1, 1024]"]),
     ("dtype-unknown", ["--dtype=float16"], ["--dtype", "float16"]),
     ("option-misspelt", ["--epohcs=3"], ["--epohcs"]),
     ("layer-misspelt", ["--layers=Relu;Linear"],
