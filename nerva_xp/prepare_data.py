@@ -15,7 +15,6 @@ import io
 import math
 import os
 import pickle
-import shutil
 import struct
 import tarfile
 import urllib.error
@@ -52,13 +51,22 @@ def _error(kind: str, path: str, reason: str) -> DataError:
 # --- sources and downloads -----------------------------------------------------------------------
 
 
+def _reading(url: str, read):
+    """read(), with a network failure as a DataError (not an OSError, which means writing)."""
+    try:
+        return read()
+    except (OSError, http.client.HTTPException, ValueError) as error:
+        raise DataError(f'cannot download "{url}": {describe_error(error)}') from error
+
+
 def download_file(url: str, path: str) -> str:
     """Fetch ``url`` to ``path`` through a temporary file in the same folder; returns ``path``."""
     print(f"Downloading {url} to {path}")
 
     def fetch(file) -> None:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            shutil.copyfileobj(response, file)
+        with _reading(url, lambda: urllib.request.urlopen(url, timeout=60)) as response:
+            while chunk := _reading(url, lambda: response.read(1 << 20)):
+                file.write(chunk)  # a write error stays an OSError: "cannot write"
 
     try:
         return write_atomically(path, fetch)
