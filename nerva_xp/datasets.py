@@ -40,10 +40,17 @@ def _integer_labels(x, what: str = "labels") -> np.ndarray:
     return T.astype(np.int64)
 
 
+def _targets(T: np.ndarray) -> np.ndarray:
+    """Host targets: an (N, 1) column holds class labels (as in Nerva), not a 1-wide one-hot."""
+    return T[:, 0] if T.ndim == 2 and T.shape[1] == 1 else T
+
+
 def to_one_hot(x, num_classes: int, device=None) -> Matrix:
     """(len(x), num_classes) in the run's dtype, with a 1 at [i, x_i]."""
     d = as_device(device)
-    labels = _integer_labels(x)
+    labels = _integer_labels(_targets(to_numpy(x)))
+    if labels.ndim != 1:
+        raise DataError(f"labels: expected a vector (N,) or a column (N, 1), got {labels.shape}")
     _check_labels(labels, num_classes)
     T = np.zeros((labels.shape[0], num_classes))
     T[np.arange(labels.shape[0]), labels] = 1.0
@@ -62,12 +69,13 @@ def max_(X: Matrix) -> float:
 
 def infer_num_classes(Ttrain, Ttest) -> int:
     """The one-hot width when a target is 2-D, else max(label over train and test) + 1."""
+    Ttrain, Ttest = _targets(to_numpy(Ttrain)), _targets(to_numpy(Ttest))
     widths = {int(T.shape[1]) for T in (Ttrain, Ttest) if T.ndim == 2}
     if len(widths) > 1:
         raise DataError(f"one-hot targets: train and test widths differ, {sorted(widths)}")
     if widths:
         return widths.pop()
-    labels = [to_numpy(T) for T in (Ttrain, Ttest) if T.shape[0] > 0]
+    labels = [T for T in (Ttrain, Ttest) if T.shape[0] > 0]
     return max(int(T.max()) for T in labels) + 1
 
 
@@ -89,7 +97,7 @@ class DataLoader:
         self.shuffle = bool(shuffle)
         self.rng = rng
         self.Xdata = d.asarray(to_numpy(Xdata))
-        T = to_numpy(Tdata)
+        T = _targets(to_numpy(Tdata))
         if T.ndim == 2:
             self.num_classes = int(T.shape[1])
             self.Tdata = d.asarray(T)

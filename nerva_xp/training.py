@@ -254,7 +254,7 @@ def stochastic_gradient_descent_plain(
     d = as_device(device)
     X_all = d.asarray(to_numpy(Xtrain))
     T_host = to_numpy(Ttrain)
-    if T_host.ndim == 2:
+    if T_host.ndim == 2 and T_host.shape[1] > 1:  # an (N, 1) column holds labels
         T_all = d.asarray(T_host)
     else:
         T_all = to_one_hot(T_host, M.layers[-1].output_size(), device=d)

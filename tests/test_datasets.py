@@ -98,6 +98,18 @@ def test_whole_number_float_labels_are_integers():
     np.testing.assert_array_equal(host(to_one_hot(np.array([1.0]), 2)), [[0.0, 1.0]])
 
 
+def test_a_label_column_is_labels_not_a_one_hot_matrix():
+    """An (N, 1) T holds class labels (as in Nerva); a 1-wide one-hot would be meaningless."""
+    column = np.array([[2], [0], [1]])
+    loader = DataLoader(np.zeros((3, 2)), column, 3, num_classes=4)
+    assert loader.num_classes == 4
+    np.testing.assert_array_equal(host(next(iter(loader))[1]), np.eye(4)[[2, 0, 1]])
+    np.testing.assert_array_equal(host(to_one_hot(column, 3)), np.eye(3)[[2, 0, 1]])
+    assert infer_num_classes(column, np.array([[4]])) == 5
+    with pytest.raises(DataError, match="expected a vector"):
+        to_one_hot(np.zeros((2, 2), int), 3)
+
+
 def test_to_one_hot_and_back(device_any):
     T = to_one_hot(np.array([2, 0, 1]), 3, device=device_any)
     assert T.dtype == device_any.dtype

@@ -148,6 +148,21 @@ def test_plain_sgd_drops_the_remainder():
     assert calls == [0.5] * 4
 
 
+def test_plain_sgd_takes_a_label_column_as_labels():
+    """T (N, 1) trains like T (N,): one-hot encoded to the output width (as Nerva intends)."""
+    X = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    labels = np.array([2, 0, 1, 1, 0, 2])
+    weights = []
+    for T in (labels, labels[:, None]):
+        M, _, _, _ = small_problem()
+        stochastic_gradient_descent_plain(
+            M, X, T, parse_loss_function("SoftmaxCrossEntropy"),
+            parse_learning_rate("Constant(0.5)"), epochs=2, batch_size=3, shuffle=False,
+        )  # fmt: skip
+        weights.append(np.asarray(M.layers[0].W).copy())
+    np.testing.assert_array_equal(weights[1], weights[0])
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_default_architecture_learns_the_embedded_digits(seed, capsys):
     """Spec §14.2: ReLU;ReLU;Linear 64-64-64-10, Constant(0.1), batch 100, 100 epochs."""
