@@ -154,14 +154,16 @@ def interleaved_samples(
     functions: dict, device, steps: int, rounds: int, steps_per_call: dict | None = None
 ) -> dict[str, list[float]]:
     """Seconds per step of each function in each of ``rounds`` interleaved rounds of ``steps``
-    steps (a function listed in ``steps_per_call`` runs that many steps per call)."""
+    steps (a function listed in ``steps_per_call`` runs that many steps per call). Every other
+    round runs the functions in reverse order, so none gains from always following another."""
     per_call = {name: (steps_per_call or {}).get(name, 1) for name in functions}
     for function in functions.values():
         function()
         device.synchronize()
     samples: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(rounds):
-        for name, function in functions.items():
+    for round_ in range(rounds):
+        order = list(functions.items())
+        for name, function in order if round_ % 2 == 0 else reversed(order):
             calls = max(1, steps // per_call[name])
             start = time.perf_counter()
             for _ in range(calls):

@@ -50,3 +50,14 @@ def test_the_pytorch_baseline_runs_on_the_benchmarked_device():
         gpu_usable = False
     if not gpu_usable:  # the child prints nothing and the row is left out
         assert epoch.torch_step(epoch.SHAPES["mnist"], X, T, None, "cuda:0") is None
+
+
+def test_interleaved_rounds_alternate_the_order():
+    from types import SimpleNamespace
+
+    epoch = _epoch_module()
+    calls = []
+    functions = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    samples = epoch.interleaved_samples(functions, SimpleNamespace(synchronize=lambda: None), 1, 3)
+    assert calls == list("abc") + list("abc") + list("cba") + list("abc")  # warm-up, 3 rounds
+    assert all(len(values) == 3 for values in samples.values())
