@@ -137,7 +137,8 @@ class CudaDevice(Device):
 
     def asarray(self, host, dtype=None) -> Any:
         dtype = numpy_dtype(self.dtype if dtype is None else dtype)
-        host = np.asarray(host).astype(dtype, copy=False)
+        with np.errstate(over="ignore"):  # 1e300 into float32 is inf; callers check finiteness
+            host = np.asarray(host).astype(dtype, copy=False)
         return self._allocate(lambda: self.cupy.asarray(host))
 
     def synchronize(self) -> None:
@@ -196,6 +197,7 @@ def _select_cuda(name: str, dtype: str) -> Device:
         raise
     except Exception as error:
         raise DeviceError(f"CUDA kernels do not compile or run ({describe_error(error)})") from None
+    cupy.cuda.Device(index).use()  # CuPy computes on the current GPU, whatever ``device=`` says
     from array_api_compat import array_namespace
     from array_api_compat import device as array_device
 

@@ -18,6 +18,7 @@ from cpu_kernels import CpuElementwiseKernel
 
 GPU_NAME = b"Fake CPU GPU"
 DEVICE_COUNT = 1
+current_device = 0  # set by Device.use()
 
 float32 = np.float32
 float64 = np.float64
@@ -90,6 +91,11 @@ class Device:
     def synchronize(self) -> None:
         _check_index(self.id)
 
+    def use(self) -> None:
+        """Make this GPU the current one (where kernels and allocations go)."""
+        global current_device
+        current_device = _check_index(self.id)
+
 
 def _get_device_properties(index: int) -> dict:
     _check_index(index)
@@ -109,5 +115,7 @@ cuda = SimpleNamespace(
 
 
 def reset() -> None:
-    """Forget the counted kernel calls."""
+    """Forget the counted kernel calls; GPU 0 is current."""
+    global current_device
     kernel_calls.clear()
+    current_device = 0

@@ -57,6 +57,14 @@ def test_a_cuda_index_out_of_range_is_refused(fake):
     assert "\n" not in str(error.value)
 
 
+def test_cuda_n_makes_gpu_n_current(fake, monkeypatch):
+    """CuPy runs kernels, ufuncs and array creation on the current GPU, whatever ``device=``."""
+    monkeypatch.setattr(fake, "DEVICE_COUNT", 2)
+    assert select_device("cuda:1").name == "cuda:1" and fake.current_device == 1
+    select_device("cuda")
+    assert fake.current_device == 0
+
+
 def test_auto_picks_the_gpu(fake):
     d = select_device("auto", "float64")
     assert d.name == "cuda:0" and d.note is None and d.dtype_name == "float64"
