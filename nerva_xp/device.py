@@ -154,8 +154,10 @@ def _import_cupy():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             import cupy
-    except ImportError:
-        raise DeviceError("CuPy is not installed (pip install 'nerva-xp[gpu]')") from None
+    except ImportError as error:
+        if isinstance(error, ModuleNotFoundError) and error.name == "cupy":
+            raise DeviceError("CuPy is not installed (pip install 'nerva-xp[gpu]')") from None
+        raise DeviceError(f"CuPy does not import ({describe_error(error)})") from None
     except Exception as error:  # a broken CUDA install can fail in many ways
         raise DeviceError(f"CuPy does not import ({describe_error(error)})") from None
     return cupy

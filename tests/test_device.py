@@ -119,3 +119,28 @@ def test_default_device_is_cpu_float32_and_can_be_changed():
         assert default_device().dtype_name == "float64"
     finally:
         set_default_device(select_device("cpu", "float32"))
+
+
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (ModuleNotFoundError("No module named 'cupy'", name="cupy"), "CuPy is not installed"),
+        (ImportError("libcublas.so.12: cannot open shared object file"), "CuPy does not import"),
+        (ModuleNotFoundError("No module named 'fastrlock'", name="fastrlock"), "does not import"),
+    ],
+)
+def test_a_broken_cupy_is_not_called_missing(monkeypatch, failure, message):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def failing_import(name, *args, **kwargs):
+        if name == "cupy":
+            raise failure
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "cupy", raising=False)
+    monkeypatch.setattr(builtins, "__import__", failing_import)
+    with pytest.raises(DeviceError, match=message) as error:
+        select_device("cuda")
+    assert "\n" not in str(error.value)
