@@ -72,8 +72,16 @@ def _add_train(commands, defaults: bool = True) -> None:
         metavar="SIZES",
         help='input size, then one output size per linear layer: "64;64;64;10"',
     )
-    add("--layer-weights", metavar="SPECS", help="weight initializers: 1, or 1 per layer")
-    add("--optimizers", metavar="SPECS", help="optimizers: 1, or 1 per layer (BN too)")
+    add(
+        "--layer-weights",
+        metavar="SPECS",
+        help="weight initializers: 1, or 1 per layer (default XavierNormal)",
+    )
+    add(
+        "--optimizers",
+        metavar="SPECS",
+        help="optimizers: 1, or 1 per layer, BN too (default GradientDescent)",
+    )
     add("--learning-rate", metavar="SPEC", help='one scheduler, e.g. "Constant(0.01)"')
     add("--loss", metavar="NAME", help="SquaredError, CrossEntropy, LogisticCrossEntropy, "
         "NegativeLogLikelihood or SoftmaxCrossEntropy")  # fmt: skip
