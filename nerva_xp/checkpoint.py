@@ -16,6 +16,7 @@ import numpy as np
 
 from nerva_xp.device import assign_from_host, numpy_dtype
 from nerva_xp.errors import describe_error
+from nerva_xp.inplace import MAX_THREADS
 from nerva_xp.npz import DataError, check_weight_array, load_dict_from_npz, save_dict_to_npz
 
 FORMAT = 1
@@ -90,7 +91,7 @@ _INTEGER_OPTIONS = {
     "epochs": (0, None),
     "batch_size": (1, None),
     "seed": (0, None),
-    "threads": (1, 1024),
+    "threads": (1, MAX_THREADS),
 }
 _FLAG_OPTIONS = ("no_shuffle", "fold_updates", "debug")
 

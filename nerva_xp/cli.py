@@ -15,6 +15,7 @@ import traceback
 
 from nerva_xp import __version__
 from nerva_xp.device import DeviceError
+from nerva_xp.inplace import MAX_THREADS
 from nerva_xp.npz import DataError
 from nerva_xp.spec_strings import SpecError
 from nerva_xp.training import TrainingError
@@ -104,8 +105,8 @@ def _add_train(commands, defaults: bool = True) -> None:
     add(
         "--threads",
         metavar="N",
-        type=_int_at_least(1, 1024),
-        help="BLAS and element-wise threads (1 to 1024)",
+        type=_int_at_least(1, MAX_THREADS),
+        help=f"BLAS and element-wise threads (1 to {MAX_THREADS})",
     )
     add(
         "--fold-updates",

@@ -22,6 +22,7 @@ import numpy as np
 
 from nerva_xp import host_blas
 
+MAX_THREADS = 1024  # the most --threads accepts
 PARALLEL_MINIMUM = 1 << 16  # elements; smaller updates run on the calling thread
 BLAS_MINIMUM = 1 << 14  # elements; smaller updates (biases) use the reference
 
