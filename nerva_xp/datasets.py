@@ -98,6 +98,9 @@ class DataLoader:
         self.rng = rng
         self.Xdata = d.asarray(to_numpy(Xdata))
         T = _targets(to_numpy(Tdata))
+        rows = T.shape[0] if T.ndim else "no"
+        if rows != self.Xdata.shape[0]:
+            raise DataError(f"DataLoader: X has {self.Xdata.shape[0]} rows but T has {rows}")
         if T.ndim == 2:
             self.num_classes = int(T.shape[1])
             self.Tdata = d.asarray(T)

@@ -84,13 +84,20 @@ def available() -> bool:
     return _routines() is not None
 
 
+def _check_vectors(x: np.ndarray, y: np.ndarray) -> None:
+    if x.size != y.size or x.dtype != y.dtype:  # BLAS would read out of bounds
+        raise ValueError(f"BLAS: x {x.shape} {x.dtype} does not match y {y.shape} {y.dtype}")
+
+
 def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
     """y ← a·x + y, in place."""
+    _check_vectors(x, y)
     _routines()[y.dtype]["axpy"](y.size, a, x.ctypes.data, 1, y.ctypes.data, 1)
 
 
 def axpby(a: float, x: np.ndarray, b: float, y: np.ndarray) -> None:
     """y ← a·x + b·y, in place (an OpenBLAS extension of BLAS)."""
+    _check_vectors(x, y)
     _routines()[y.dtype]["axpby"](y.size, a, x.ctypes.data, 1, b, y.ctypes.data, 1)
 
 
@@ -109,6 +116,8 @@ def gemm_operand(A: np.ndarray) -> bool:
 def gemm(alpha: float, A: np.ndarray, B: np.ndarray, beta: float, C: np.ndarray) -> None:
     """C ← α·A B + β·C, in place; C C-contiguous, A and B accepted by ``gemm_operand``."""
     (M, K), N = A.shape, B.shape[1]
+    if B.shape[0] != K or C.shape != (M, N):  # BLAS would read or write out of bounds
+        raise ValueError(f"gemm: shapes {A.shape} @ {B.shape} into {C.shape} do not match")
     transpose_A, lda = _operand(A)
     transpose_B, ldb = _operand(B)
     _routines()[C.dtype]["gemm"](

@@ -48,12 +48,14 @@ def _fast(*arrays) -> bool:
 
 
 def _blas(*arrays) -> bool:
-    """Whether the BLAS path applies: large NumPy arrays of one float dtype, BLAS found."""
+    """Whether the BLAS path applies: large writable NumPy arrays of one shape and float dtype,
+    BLAS found (BLAS sees only pointers and sizes, so NumPy's own checks must hold first)."""
     return (
         _fast(*arrays)
         and arrays[0].size >= BLAS_MINIMUM
         and arrays[0].dtype in (np.float32, np.float64)
-        and all(a.dtype == arrays[0].dtype for a in arrays)
+        and all(a.dtype == arrays[0].dtype and a.shape == arrays[0].shape for a in arrays)
+        and all(a.flags.writeable for a in arrays)
         and host_blas.available()
     )
 
@@ -81,6 +83,9 @@ def _gemm_blas(C, A, B) -> bool:
     return (
         _blas(C)
         and type(A) is np.ndarray
+        and A.ndim == B.ndim == 2
+        and C.shape == (A.shape[0], B.shape[1])
+        and A.shape[1] == B.shape[0]
         and type(B) is np.ndarray
         and A.dtype == B.dtype == C.dtype
         and host_blas.gemm_operand(A)

@@ -63,6 +63,18 @@ class Layer:
         if self.optimizer is not None:
             self.optimizer.update(eta)
 
+    def output_size(self) -> int:
+        raise NotImplementedError
+
+    def _check_gradient(self, DY: Matrix) -> None:
+        """DY must have the shape of this layer's last output Y (spec §1.1), not one that
+        broadcasts against it."""
+        if self.X is None:
+            raise ValueError(f"{self!r}: backpropagate needs a feedforward first")
+        expected = (self.X.shape[0], self.output_size())
+        if tuple(DY.shape) != expected:
+            raise ValueError(f"{self!r}: DY has shape {tuple(DY.shape)}; expected {expected}")
+
     def named_parameters(self) -> list[tuple[str, Matrix, Matrix]]:
         """(name, parameter, gradient) for each trained array, in optimizer order."""
         return []
@@ -154,6 +166,7 @@ class LinearLayer(Layer):
         return self._linear(X)
 
     def backpropagate(self, Y: Matrix, DY: Matrix, skip_DX: bool = False) -> None:
+        self._check_gradient(DY)
         self._linear_backward(DY, skip_DX)
 
     def __repr__(self) -> str:
@@ -174,6 +187,7 @@ class ActivationLayer(LinearLayer):
         return self.act(self.Z)
 
     def backpropagate(self, Y: Matrix, DY: Matrix, skip_DX: bool = False) -> None:
+        self._check_gradient(DY)
         self.DZ = DY * self.act.gradient(self.Z)
         self._linear_backward(self.DZ, skip_DX)
 
@@ -201,6 +215,7 @@ class SReLULayer(ActivationLayer):
         return srelu(self.Z, self.act.x)
 
     def backpropagate(self, Y: Matrix, DY: Matrix, skip_DX: bool = False) -> None:
+        self._check_gradient(DY)
         self.DZ, Dx = srelu_backward(self.Z, DY, self.act.x)
         self.act.Dx[...] = Dx
         self._linear_backward(self.DZ, skip_DX)
@@ -213,6 +228,7 @@ class SoftmaxLayer(LinearLayer):
         return stable_softmax(self._linear(X))
 
     def backpropagate(self, Y: Matrix, DY: Matrix, skip_DX: bool = False) -> None:
+        self._check_gradient(DY)
         DZ = Y * (DY - rows_sum(DY * Y)[:, None])
         self._linear_backward(DZ, skip_DX)
 
@@ -224,6 +240,7 @@ class LogSoftmaxLayer(LinearLayer):
         return stable_log_softmax(self._linear(X))
 
     def backpropagate(self, Y: Matrix, DY: Matrix, skip_DX: bool = False) -> None:
+        self._check_gradient(DY)
         DZ = DY - exp(Y) * rows_sum(DY)[:, None]
         self._linear_backward(DZ, skip_DX)
 
@@ -265,6 +282,7 @@ class BatchNormalizationLayer(Layer):
     def backpropagate(self, Y: Matrix, DY: Matrix, skip_DX: bool = False) -> None:
         """DZ = gamma ⊙ DY; Dbeta = columns_sum(DY); Dgamma = columns_sum(DY ⊙ Z);
         DX = (inv_sqrt_Sigma / N) ⊙ (N·DZ − columns_sum(DZ) − Z ⊙ columns_sum(Z ⊙ DZ))."""
+        self._check_gradient(DY)
         Z = self.Z
         self.Dbeta[...] = columns_sum(DY)
         self.Dgamma[...] = columns_sum(DY * Z)

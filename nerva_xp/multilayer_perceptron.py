@@ -42,6 +42,8 @@ class MultilayerPerceptron:
         return None
 
     def feedforward(self, X: Matrix) -> Matrix:
+        if X.ndim != 2:
+            raise ValueError(f"feedforward: X has shape {tuple(X.shape)}; expected (N, D)")
         dtype = self._dtype()
         if dtype is not None and X.dtype != dtype:
             X = array_namespace(X).astype(X, dtype)

@@ -31,6 +31,10 @@ class GradientDescentOptimizer(Optimizer):
     """x ← x − η·Dx."""
 
     def __init__(self, x: Matrix, Dx: Matrix):
+        if tuple(x.shape) != tuple(Dx.shape):
+            raise ValueError(
+                f"optimizer: x has shape {tuple(x.shape)} but Dx {tuple(Dx.shape)}; expected equal"
+            )
         self.x = x
         self.Dx = Dx
         self._scratch = inplace.scratch_like(x)
