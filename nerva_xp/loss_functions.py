@@ -182,6 +182,11 @@ class LossFunction:
     def gradient(self, Y: Matrix, T: Matrix) -> Matrix:
         raise NotImplementedError
 
+    def _check(self, Y: Matrix, T: Matrix) -> None:
+        """T must have Y's shape (an (N, 1) label column or a (K,) row would broadcast)."""
+        if tuple(T.shape) != tuple(Y.shape):
+            raise ValueError(f"{self!r}: T has shape {tuple(T.shape)}; expected {tuple(Y.shape)}")
+
     def __eq__(self, other) -> bool:
         return type(self) is type(other)
 
@@ -196,9 +201,11 @@ class SquaredErrorLossFunction(LossFunction):
     spec_name = "SquaredError"
 
     def __call__(self, Y, T):
+        self._check(Y, T)
         return Squared_error_loss(Y, T)
 
     def gradient(self, Y, T):
+        self._check(Y, T)
         return Squared_error_loss_gradient(Y, T)
 
 
@@ -206,9 +213,11 @@ class CrossEntropyLossFunction(LossFunction):
     spec_name = "CrossEntropy"
 
     def __call__(self, Y, T):
+        self._check(Y, T)
         return Cross_entropy_loss(Y, T)
 
     def gradient(self, Y, T):
+        self._check(Y, T)
         return Cross_entropy_loss_gradient(Y, T)
 
 
@@ -216,9 +225,11 @@ class SoftmaxCrossEntropyLossFunction(LossFunction):
     """The non-stable softmax cross-entropy; it has no spec name."""
 
     def __call__(self, Y, T):
+        self._check(Y, T)
         return Softmax_cross_entropy_loss(Y, T)
 
     def gradient(self, Y, T):
+        self._check(Y, T)
         return Softmax_cross_entropy_loss_gradient(Y, T)
 
     def __repr__(self) -> str:
@@ -231,9 +242,11 @@ class StableSoftmaxCrossEntropyLossFunction(LossFunction):
     spec_name = "SoftmaxCrossEntropy"
 
     def __call__(self, Y, T):
+        self._check(Y, T)
         return fused.softmax_cross_entropy_loss(Y, T)
 
     def gradient(self, Y, T):
+        self._check(Y, T)
         return fused.softmax_cross_entropy_gradient(Y, T)
 
 
@@ -241,9 +254,11 @@ class LogisticCrossEntropyLossFunction(LossFunction):
     spec_name = "LogisticCrossEntropy"
 
     def __call__(self, Y, T):
+        self._check(Y, T)
         return Logistic_cross_entropy_loss(Y, T)
 
     def gradient(self, Y, T):
+        self._check(Y, T)
         return Logistic_cross_entropy_loss_gradient(Y, T)
 
 
@@ -251,9 +266,11 @@ class NegativeLogLikelihoodLossFunction(LossFunction):
     spec_name = "NegativeLogLikelihood"
 
     def __call__(self, Y, T):
+        self._check(Y, T)
         return Negative_log_likelihood_loss(Y, T)
 
     def gradient(self, Y, T):
+        self._check(Y, T)
         return Negative_log_likelihood_loss_gradient(Y, T)
 
 

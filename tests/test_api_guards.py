@@ -93,3 +93,19 @@ def test_feedforward_needs_a_matrix():
 def test_a_loader_needs_as_many_targets_as_rows():
     with pytest.raises(DataError, match="X has 10 rows but T has 9"):
         DataLoader(np.zeros((10, 3)), np.zeros(9, int), 4, num_classes=3)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["SquaredError", "CrossEntropy", "LogisticCrossEntropy", "NegativeLogLikelihood",
+     "SoftmaxCrossEntropy"],
+)  # fmt: skip
+@pytest.mark.parametrize("shape", [(4, 1), (1, 3), (3,)])
+def test_a_loss_refuses_targets_that_would_broadcast(name, shape):
+    from nerva_xp.loss_functions import parse_loss_function
+
+    loss = parse_loss_function(name)
+    Y = np.full((4, 3), 0.3, np.float32)
+    for method in (loss, loss.gradient):
+        with pytest.raises(ValueError, match=r"T has shape .*; expected \(4, 3\)"):
+            method(Y, np.ones(shape, np.float32))
