@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 import traceback
 
@@ -165,13 +166,36 @@ def build_parser(prog: str = "nerva-xp", defaults: bool = True) -> argparse.Argu
 def _fail(message: str, code: int, debug: bool) -> int:
     if debug:
         traceback.print_exc()
-    print(f"nerva-xp: error: {message}", file=sys.stderr)
+    one_line = message.replace("\r", "\\r").replace("\n", "\\n")  # newlines from user input
+    print(f"nerva-xp: error: {one_line}", file=sys.stderr)
     return code
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised so that atomic writes in progress remove their temporary files."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated
 
 
 def main(argv: list[str] | None = None, prog: str = "nerva-xp") -> int:
     """Run the command line; returns the exit code."""
-    argv = sys.argv[1:] if argv is None else argv
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        previous = None
+    try:
+        return _run(sys.argv[1:] if argv is None else argv, prog)
+    except _Terminated:
+        print("nerva-xp: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str], prog: str) -> int:
     debug = "--debug" in argv
     try:
         args = build_parser(prog).parse_args(argv)

@@ -8,6 +8,7 @@ tests). This is the only module that makes CuPy arrays.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -165,7 +166,7 @@ def _import_cupy():
 
 def _cuda_index(name: str) -> int:
     text = "0" if name == "cuda" else name.removeprefix("cuda:")
-    if not text.isdigit():
+    if not re.fullmatch(r"[0-9]+", text):
         raise DeviceError(f'unknown device "{name}"; expected auto, cpu, cuda or cuda:N')
     return int(text)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import re
 import secrets
@@ -31,6 +32,7 @@ from nerva_xp.datasets import (
     make_dataloaders,
 )
 from nerva_xp.device import DeviceError, select_device
+from nerva_xp.errors import describe_error
 from nerva_xp.layers import parse_layer
 from nerva_xp.learning_rate import parse_learning_rate
 from nerva_xp.loss_functions import parse_loss_function
@@ -155,7 +157,7 @@ def _check_outputs(args) -> None:
     inputs = {os.path.realpath(p) for p in (dataset, args.load_weights, args.resume) if p}
     written: dict[str, str] = {}  # real path -> the option writing it
     for option, path in _outputs(args).items():
-        folder = os.path.dirname(os.path.abspath(path))
+        folder = os.path.dirname(os.path.realpath(path))  # a link is written at its target
         if not os.path.isdir(folder):
             raise UsageError(f'{option}: folder "{folder}" does not exist')
         if not os.access(folder, os.W_OK):
@@ -170,9 +172,16 @@ def _check_outputs(args) -> None:
             raise UsageError(f'{option}: "{path}" is also the file of {other}; expected another')
     if args.plot:
         try:
-            import matplotlib  # noqa: F401
+            import matplotlib
+
+            matplotlib.use("Agg")  # as plots.py: files only, whatever MPLBACKEND says
+            from matplotlib import pyplot  # noqa: F401
         except ImportError:
             raise UsageError("--plot: needs matplotlib: pip install 'nerva-xp[plot]'") from None
+        except Exception as error:  # noqa: BLE001 (matplotlib can fail to start in many ways)
+            raise UsageError(
+                f"--plot: matplotlib does not start ({describe_error(error)})"
+            ) from None
 
 
 def _load_dataset(args):
@@ -226,17 +235,23 @@ def _save_dataset(path: str, data, device) -> None:
     save_dict_to_npz(path, arrays)
 
 
+def _json_number(value: float):
+    """value, or None (JSON null) where it is NaN or infinite, which JSON cannot hold."""
+    return value if math.isfinite(value) else None
+
+
 def _write_metrics(path: str, rows) -> None:
     lines = [
         json.dumps(
             {
                 "epoch": row.epoch,
                 "lr": row.lr,
-                "loss": row.loss,
-                "train_acc": row.train_accuracy,
-                "test_acc": row.test_accuracy,
+                "loss": _json_number(row.loss),
+                "train_acc": _json_number(row.train_accuracy),
+                "test_acc": _json_number(row.test_accuracy),
                 "seconds": row.seconds,
-            }
+            },
+            allow_nan=False,
         )
         for row in rows
     ]

@@ -6,8 +6,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -241,6 +243,59 @@ def test_an_output_that_is_a_link_writes_the_link_target(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "link.npz").is_symlink()
     assert "W1" in load_dict_from_npz(tmp_path / "real.npz")
+
+
+def test_messages_stay_on_one_line_whatever_the_input(tmp_path):
+    result = nerva_xp("train", "--device=cpu\n", cwd=tmp_path)
+    assert_one_line_error(result, 2, '--device: unknown device "cpu\\n"')
+    result = nerva_xp("train", "--device=cuda:\u00b2", cwd=tmp_path)
+    assert_one_line_error(result, 2, "--device: unknown device")
+
+
+def test_an_output_linked_into_a_missing_folder_is_refused_before_training(tmp_path):
+    (tmp_path / "out.npz").symlink_to("nodir/w.npz")
+    result = nerva_xp("train", "--epochs=1", "--save-weights=out.npz", cwd=tmp_path)
+    assert_one_line_error(result, 2, "--save-weights: folder")
+    assert "Device:" not in result.stdout
+
+
+def test_a_broken_matplotlib_is_a_usage_error(tmp_path):
+    env = dict(os.environ, MPLBACKEND="no-such-backend")
+    command = [*([NERVA_XP] if NERVA_XP else [sys.executable, "-m", "nerva_xp"])]
+    result = subprocess.run(
+        [*command, "train", "--epochs=1", "--plot=p.png"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+    )  # fmt: skip
+    if "needs matplotlib" not in result.stderr:  # matplotlib is the optional plot extra
+        assert_one_line_error(result, 2, "--plot: ")
+        assert not (tmp_path / "p.png").exists() or result.returncode == 0
+
+
+def test_metrics_write_null_where_a_value_is_not_finite(tmp_path, dataset):
+    """CrossEntropy on logits: log of negative outputs gives a NaN loss, the gradient stays
+    finite; JSON has no NaN, so the line holds null."""
+    result = small_run(dataset, "--loss=CrossEntropy", "--epochs=1", f"--metrics={tmp_path}/m")
+    assert result.returncode == 0, result.stderr
+    rows = [
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in the metrics"))
+        for line in (tmp_path / "m").read_text().splitlines()
+    ]
+    assert rows[0]["loss"] is None
+
+
+def test_sigterm_stops_cleanly_and_leaves_no_temporary_file(tmp_path):
+    command = [*([NERVA_XP] if NERVA_XP else [sys.executable, "-m", "nerva_xp"])]
+    args = ["train", "--epochs=100000", "--layer-sizes=64;256;256;10", "--checkpoint=ck.npz"]
+    process = subprocess.Popen([*command, *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "ck.npz").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143 and stderr == "nerva-xp: terminated\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"]
+    load_dict_from_npz(tmp_path / "ck.npz")  # complete
 
 
 def test_a_fifo_is_not_read(tmp_path):
