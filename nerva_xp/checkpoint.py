@@ -10,6 +10,7 @@ rows so far, as JSON); ``format`` (the version). Strings are stored as 0-d unico
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,6 +175,13 @@ DEFINING_OPTIONS = (
 ONE_TIME_OPTIONS = ("load_weights", "save_initial_weights", "save_dataset", "resume", "checkpoint")
 
 
+def _same_option(key: str, given, stored) -> bool:
+    """Whether two values of an option mean the same (a dataset path: the same file)."""
+    if key == "load_dataset" and given is not None and stored is not None:
+        return os.path.realpath(given) == os.path.realpath(stored)
+    return given == stored
+
+
 def merge_options(path, stored: dict, options: dict, given: set) -> dict:
     """The options of a resumed run: the stored ones, overridden by those ``given`` on the command
     line (even at their default values); a given option that defines the network, data or
@@ -183,7 +191,7 @@ def merge_options(path, stored: dict, options: dict, given: set) -> dict:
         if key in ONE_TIME_OPTIONS or key not in options:
             continue
         explicit = key in given
-        if explicit and key in DEFINING_OPTIONS and options[key] != value:
+        if explicit and key in DEFINING_OPTIONS and not _same_option(key, options[key], value):
             option = "--" + key.replace("_", "-")
             raise ValueError(
                 f"{option} is {options[key]!r} here but {value!r} in the checkpoint "

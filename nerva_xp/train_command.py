@@ -283,7 +283,13 @@ def _resume(args):
 
 
 def _stored_options(args, seed: int) -> dict:
+    """The run's options for a checkpoint: the network as trained (the embedded defaults filled
+    in) and the dataset as an absolute path, so a resume works from any folder."""
     options = {k: v for k, v in vars(args).items() if k not in ("run", "command", "given")}
+    if args.load_dataset is None:
+        options |= {key: _required(args, key) for key in EMBEDDED_DEFAULTS}
+    else:
+        options["load_dataset"] = os.path.abspath(args.load_dataset)
     return options | {"seed": seed}
 
 

@@ -96,6 +96,26 @@ def test_an_option_given_at_its_default_value_is_still_given(work):
     assert "--batch-size is 100 here but 16 in the checkpoint" in refused.stderr
 
 
+def test_resume_works_from_another_folder_with_the_same_dataset(work):
+    run(work, "--epochs=1", "--checkpoint=ck.npz")
+    (work / "sub").mkdir()
+    for extra in ([], ["--load-dataset=../data.npz"]):
+        result = nerva_xp("--resume=../ck.npz", "--epochs=2", *extra, cwd=work / "sub")
+        assert result.returncode == 0, result.stderr
+
+
+def test_an_embedded_run_resumes_with_its_network_named_explicitly(work):
+    result = nerva_xp("--epochs=1", "--seed=3", "--checkpoint=ck.npz", cwd=work)
+    assert result.returncode == 0, result.stderr
+    result = nerva_xp(
+        "--resume=ck.npz", "--epochs=2", "--layers=ReLU;ReLU;Linear", "--layer-sizes=64;64;64;10",
+        cwd=work,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    refused = nerva_xp("--resume=ck.npz", "--layer-sizes=64;32;64;10", cwd=work)
+    assert refused.returncode == 2 and "'64;64;64;10' in the checkpoint" in refused.stderr
+
+
 def test_resume_refuses_a_checkpoint_whose_arrays_do_not_fit(work):
     run(work, "--epochs=1", "--checkpoint=ck.npz")
     data = load_dict_from_npz(work / "ck.npz")
