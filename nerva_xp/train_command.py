@@ -130,11 +130,16 @@ def _check_specs(args) -> TrainPlan:
 _NPZ_OUTPUTS = ("--save-weights", "--save-initial-weights", "--save-dataset", "--checkpoint")
 
 
+def _given_path(args, option: str) -> str | None:
+    """The path given for ``option`` (e.g. ``--save-weights``), as typed."""
+    return getattr(args, option[2:].replace("-", "_"))
+
+
 def _outputs(args) -> dict[str, str]:
     """The files this run writes, by option, with the names they will really have."""
     outputs = {}
     for option in (*_NPZ_OUTPUTS, "--metrics", "--plot"):
-        path = getattr(args, option[2:].replace("-", "_"))
+        path = _given_path(args, option)
         if path is not None:
             outputs[option] = npz_path(path) if option in _NPZ_OUTPUTS else path
     return outputs
@@ -162,7 +167,7 @@ def _check_outputs(args) -> None:
             raise UsageError(f'{option}: folder "{folder}" does not exist')
         if not os.access(folder, os.W_OK):
             raise UsageError(f'{option}: folder "{folder}" is not writable')
-        _check_file_name(option, getattr(args, option[2:].replace("-", "_")), path, folder)
+        _check_file_name(option, _given_path(args, option), path, folder)
         if os.path.isdir(path):
             raise UsageError(f'{option}: "{path}" is a directory; expected a file name')
         if os.path.realpath(path) in inputs:
