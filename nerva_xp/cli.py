@@ -119,7 +119,11 @@ def _add_train(commands, defaults: bool = True) -> None:
     add("--metrics", metavar="FILE", help="write one JSON line per epoch")
     add("--checkpoint", metavar="FILE", help="save the whole training state after every epoch")
     add("--resume", metavar="FILE", help="continue the run saved in a checkpoint")
-    add("--plot", metavar="FILE.png", help="plot loss and accuracy curves (needs matplotlib)")
+    add(
+        "--plot",
+        metavar="FILE.png",
+        help="plot loss and accuracy curves; the suffix picks the format (needs matplotlib)",
+    )
     train.set_defaults(run=run_train, **(TRAIN_DEFAULTS if defaults else {}))
 
 

@@ -39,6 +39,7 @@ from nerva_xp.loss_functions import parse_loss_function
 from nerva_xp.multilayer_perceptron import check_network_specs, parse_multilayer_perceptron
 from nerva_xp.npz import DataError, npz_path, save_dict_to_npz
 from nerva_xp.optimizers import parse_optimizer
+from nerva_xp.plots import image_format, plot_training_curves
 from nerva_xp.progress import ProgressBar
 from nerva_xp.spec_strings import SpecError, split_list
 from nerva_xp.training import EpochStatistics, TrainOptions, stochastic_gradient_descent
@@ -187,6 +188,10 @@ def _check_outputs(args) -> None:
             raise UsageError(
                 f"--plot: matplotlib does not start ({describe_error(error)})"
             ) from None
+        try:
+            image_format(args.plot)
+        except ValueError as error:
+            raise UsageError(f"--plot: {error}") from None
 
 
 def _load_dataset(args):
@@ -350,8 +355,6 @@ def _after_training(args, M, rows) -> None:
     if args.metrics:
         _write_metrics(args.metrics, rows)
     if args.plot:
-        from nerva_xp.plots import plot_training_curves
-
         plot_training_curves(rows, args.plot)
 
 

@@ -149,6 +149,25 @@ def test_metrics_and_plot_files(dataset, tmp_path):
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize(
+    ("name", "magic"),
+    [("p.pdf", b"%PDF"), ("p.SVG", b"<?xml"), ("curves", b"\x89PNG\r\n\x1a\n")],
+)
+def test_the_plot_format_follows_the_suffix(dataset, tmp_path, name, magic):
+    pytest.importorskip("matplotlib", reason="matplotlib (the plot and test extras) is needed")
+    result = small_run(dataset, "--epochs=1", f"--plot={tmp_path / name}")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / name).read_bytes().startswith(magic)
+
+
+def test_a_plot_suffix_matplotlib_cannot_write_is_refused_before_training(dataset, tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib (the plot and test extras) is needed")
+    result = small_run(dataset, "--epochs=1", f"--plot={tmp_path / 'p.docx'}")
+    assert_one_line_error(result, 2, '--plot: ".docx" is not an image format matplotlib writes')
+    assert ".pdf" in result.stderr and ".pgf" not in result.stderr
+    assert result.stdout == "" and list(tmp_path.iterdir()) == [dataset]
+
+
 def test_manual_cifar10_command_line_runs_as_written(tmp_path):
     dataset = make_dataset(tmp_path / "cifar10-flattened.npz", n=200, d=3072, k=10)
     result = nerva_xp(
