@@ -18,7 +18,13 @@ import numpy as np
 from nerva_xp.device import assign_from_host, numpy_dtype
 from nerva_xp.errors import describe_error
 from nerva_xp.inplace import MAX_THREADS
+from nerva_xp.layers import parse_layer
+from nerva_xp.learning_rate import parse_learning_rate
+from nerva_xp.loss_functions import parse_loss_function
 from nerva_xp.npz import DataError, check_weight_array, load_dict_from_npz, save_dict_to_npz
+from nerva_xp.optimizers import parse_optimizer
+from nerva_xp.spec_strings import SpecError, format_spec, split_list
+from nerva_xp.weight_initializers import parse_weight_initializer
 
 FORMAT = 1
 _TEXT_KEYS = ("scheduler", "rng_state", "options", "rows")
@@ -175,11 +181,43 @@ DEFINING_OPTIONS = (
 ONE_TIME_OPTIONS = ("load_weights", "save_initial_weights", "save_dataset", "resume", "checkpoint")
 
 
+# each spec option's items, parsed into a canonical text (defaults filled in, numbers as floats)
+_CANONICAL_ITEM = {
+    "layers": lambda text: format_spec(*parse_layer(text)),
+    "layer_weights": lambda text: repr(parse_weight_initializer(text)),
+    "optimizers": lambda text: repr(parse_optimizer(text)),
+    "learning_rate": lambda text: repr(parse_learning_rate(text)),
+    "loss": lambda text: type(parse_loss_function(text)).__name__,
+    "layer_sizes": int,
+}
+_ONE_FOR_ALL = ("layer_weights", "optimizers")  # one item stands for one per layer
+
+
+def _canonical_items(key: str, text: str) -> list:
+    """The canonical items of a spec option's text, e.g. ["Momentum(mu=0.9)"] for both
+    "Momentum(0.9)" and "Momentum(mu=0.9)", [4, 8, 3] for "4,8,3" and "4;8;3"."""
+    return [
+        _CANONICAL_ITEM[key](item)
+        for item in split_list(text, ";," if key == "layer_sizes" else ";")
+    ]
+
+
 def _same_option(key: str, given, stored) -> bool:
-    """Whether two values of an option mean the same (a dataset path: the same file)."""
-    if key == "load_dataset" and given is not None and stored is not None:
+    """Whether two values of an option mean the same: a dataset path the same file, a spec the
+    same items (as parsed; one optimizer or initializer equals that one repeated per layer)."""
+    if given is None or stored is None or given == stored:
+        return given == stored
+    if key == "load_dataset":
         return os.path.realpath(given) == os.path.realpath(stored)
-    return given == stored
+    if key not in _CANONICAL_ITEM or not isinstance(given, str) or not isinstance(stored, str):
+        return False
+    try:
+        a, b = _canonical_items(key, given), _canonical_items(key, stored)
+    except (SpecError, ValueError):
+        return False
+    if key in _ONE_FOR_ALL and len(a) != len(b) and 1 in (len(a), len(b)):
+        a, b = (a * len(b), b) if len(a) == 1 else (a, b * len(a))
+    return a == b
 
 
 def merge_options(path, stored: dict, options: dict, given: set) -> dict:

@@ -116,6 +116,36 @@ def test_an_embedded_run_resumes_with_its_network_named_explicitly(work):
     assert refused.returncode == 2 and "'64;64;64;10' in the checkpoint" in refused.stderr
 
 
+def test_a_network_spelled_otherwise_is_the_same_network(work):
+    """Options are compared as parsed: positional or named arguments, "," or ";" between sizes,
+    spaces, and one optimizer for one per layer all mean the same."""
+    run(work, "--epochs=1", "--checkpoint=ck.npz")
+    respelled = [
+        "--layers=SReLU; BatchNormalization; ReLU; Linear",
+        "--layer-sizes=6,16,8,3",
+        "--optimizers=Momentum(mu=0.9);Nesterov(mu=0.8);GradientDescent;Momentum(0.50)",
+        "--learning-rate=TimeBased(lr=0.05, decay=0.1)",
+        "--loss=SoftmaxCrossEntropy()",
+    ]
+    result = nerva_xp("--resume=ck.npz", "--epochs=2", *respelled, cwd=work)
+    assert result.returncode == 0, result.stderr
+    for changed in ("--learning-rate=TimeBased(lr=0.05, decay=0.2)", "--layer-sizes=6,16,8,4"):
+        refused = nerva_xp("--resume=ck.npz", "--epochs=2", changed, cwd=work)
+        assert refused.returncode == 2 and "in the checkpoint" in refused.stderr
+
+
+def test_one_optimizer_equals_that_optimizer_for_every_layer(work):
+    network = [o for o in NETWORK if not o.startswith("--optimizers")]
+    first = nerva_xp("--load-dataset=data.npz", *network, "--optimizers=Momentum(0.9)",
+                     "--epochs=1", "--checkpoint=ck.npz", cwd=work)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    every = "--optimizers=" + ";".join(["Momentum(mu=0.9)"] * 4)
+    result = nerva_xp("--resume=ck.npz", "--epochs=2", every, cwd=work)
+    assert result.returncode == 0, result.stderr
+    refused = nerva_xp("--resume=ck.npz", "--optimizers=Momentum(0.8)", cwd=work)
+    assert refused.returncode == 2 and "in the checkpoint" in refused.stderr
+
+
 def test_resume_refuses_a_checkpoint_whose_arrays_do_not_fit(work):
     run(work, "--epochs=1", "--checkpoint=ck.npz")
     data = load_dict_from_npz(work / "ck.npz")
