@@ -15,11 +15,8 @@ import sys
 import traceback
 
 from nerva_xp import __version__
-from nerva_xp.device import DeviceError
-from nerva_xp.inplace import MAX_THREADS
-from nerva_xp.npz import DataError
-from nerva_xp.spec_strings import SpecError
-from nerva_xp.training import TrainingError
+
+# NumPy and the library are imported in _run, where Ctrl-C during the imports is caught too.
 
 
 class UsageError(Exception):
@@ -60,6 +57,7 @@ TRAIN_DEFAULTS = {
 
 
 def _add_train(commands, defaults: bool = True) -> None:
+    from nerva_xp.inplace import MAX_THREADS
     from nerva_xp.train_command import run_train
 
     train = commands.add_parser(
@@ -199,8 +197,20 @@ def main(argv: list[str] | None = None, prog: str = "nerva-xp") -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _interrupted() -> int:
+    print("nerva-xp: interrupted", file=sys.stderr)
+    return 130
+
+
 def _run(argv: list[str], prog: str) -> int:
     debug = "--debug" in argv
+    try:
+        from nerva_xp.device import DeviceError
+        from nerva_xp.npz import DataError
+        from nerva_xp.spec_strings import SpecError
+        from nerva_xp.training import TrainingError
+    except KeyboardInterrupt:
+        return _interrupted()
     try:
         args = build_parser(prog).parse_args(argv)
         if args.command == "train":  # which options were given matters to --resume
@@ -219,8 +229,7 @@ def _run(argv: list[str], prog: str) -> int:
     except MemoryError as error:
         return _fail(str(error) or "out of memory", 1, debug)
     except KeyboardInterrupt:
-        print("nerva-xp: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
 
 
 def entry_point() -> None:

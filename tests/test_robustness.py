@@ -549,6 +549,27 @@ def test_ctrl_c_exits_130_and_writes_nothing(tmp_path):
     assert sorted(tmp_path.iterdir()) == []  # no w.npz, m.jsonl or temporary file
 
 
+def test_ctrl_c_while_the_library_loads_exits_130_without_a_traceback():
+    """The console script imports only the standard library before main() guards against Ctrl-C;
+    a KeyboardInterrupt raised while NumPy loads (simulated by an import hook) is caught there."""
+    script = (
+        "import sys\n"
+        "import nerva_xp.cli\n"
+        "assert 'numpy' not in sys.modules, 'nerva_xp.cli imports NumPy at module level'\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'numpy':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "sys.exit(nerva_xp.cli.main(['train', '--epochs=1']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 130, result.stderr
+    assert result.stderr == "nerva-xp: interrupted\n"
+
+
 # ---------------------------------------------------------------- a full disk
 
 
