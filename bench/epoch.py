@@ -154,16 +154,21 @@ def interleaved_samples(
     functions: dict, device, steps: int, rounds: int, steps_per_call: dict | None = None
 ) -> dict[str, list[float]]:
     """Seconds per step of each function in each of ``rounds`` interleaved rounds of ``steps``
-    steps (a function listed in ``steps_per_call`` runs that many steps per call). Every other
-    round runs the functions in reverse order, so none gains from always following another."""
+    steps (a function listed in ``steps_per_call`` runs that many steps per call; an object with
+    ``measure(steps)``, a BaselineChild, times itself). Every other round runs the functions in
+    reverse order, so none gains from always following another."""
     per_call = {name: (steps_per_call or {}).get(name, 1) for name in functions}
-    for function in functions.values():
+    local = {name: f for name, f in functions.items() if not hasattr(f, "measure")}
+    for function in local.values():
         function()
         device.synchronize()
     samples: dict[str, list[float]] = {name: [] for name in functions}
     for round_ in range(rounds):
         order = list(functions.items())
         for name, function in order if round_ % 2 == 0 else reversed(order):
+            if name not in local:  # a BaselineChild times its own steps
+                samples[name].append(function.measure(steps))
+                continue
             calls = max(1, steps // per_call[name])
             start = time.perf_counter()
             for _ in range(calls):
@@ -173,12 +178,6 @@ def interleaved_samples(
     return samples
 
 
-def interleaved_medians(functions: dict, device, steps: int, rounds: int) -> dict[str, float]:
-    """Median seconds per step of each function over interleaved rounds."""
-    samples = interleaved_samples(functions, device, steps, rounds)
-    return {name: statistics.median(values) for name, values in samples.items()}
-
-
 def paired_ratio(samples: dict, name: str, reference: str) -> float:
     """Median over rounds of name's time / reference's time in the same round: the rounds run
     back to back, so a drift of the machine's speed cancels in each ratio."""
@@ -186,10 +185,9 @@ def paired_ratio(samples: dict, name: str, reference: str) -> float:
     return statistics.median(a / b for a, b in pairs)
 
 
-def report(shape: str, sizes, device, results, peak, epoch_seconds, epoch_ratio) -> None:
+def report(shape: str, sizes, device, results, peak, epoch_seconds, epoch_ratio, samples) -> None:
     flops = step_flops(sizes, BATCH)
     floor, torch = results["bare GEMMs (floor)"], results.get("PyTorch (plain)")
-    nerva_numpy = results.get("nerva-numpy 1.0")
     print(f"\nMLP {'-'.join(map(str, sizes))} ({shape}), batch {BATCH}, {device.describe()}")
     print(f"{flops / 1e9:.2f} GFLOP per step; GEMM peak measured now: {peak:.0f} GFLOP/s")
     print("| implementation | ms per step | GFLOP/s | of GEMM peak | × GEMM floor | × PyTorch |")
@@ -200,12 +198,14 @@ def report(shape: str, sizes, device, results, peak, epoch_seconds, epoch_ratio)
             f"| {name} | {seconds * 1e3:.2f} | {flops / seconds / 1e9:.0f} | "
             f"{flops / seconds / 1e9 / peak:.0%} | {seconds / floor:.2f} | {vs_torch} |"
         )
-    nerva, folded = results["nerva-xp step"], results["nerva-xp step, --fold-updates"]
-    if nerva_numpy:
-        print(
-            f"nerva-xp is {nerva_numpy / nerva:.1f} × as fast as nerva-numpy 1.0 "
-            f"({nerva_numpy / folded:.1f} × with --fold-updates)"
-        )
+    for baseline in ("PyTorch (plain)", "nerva-numpy 1.0"):
+        if baseline in results:
+            default = paired_ratio(samples, baseline, "nerva-xp step")
+            folded = paired_ratio(samples, baseline, "nerva-xp step, --fold-updates")
+            print(
+                f"nerva-xp is {default:.2f} × as fast as {baseline} ({folded:.2f} × with "
+                "--fold-updates; medians of the per-round ratios)"
+            )
     print(
         f"nerva-xp training epoch (shuffled DataLoader, finiteness check): "
         f"{epoch_seconds * 1e3:.2f} ms per step, {epoch_ratio:.2f} × the bare step loop "
@@ -237,19 +237,45 @@ def nerva_numpy_step(sizes, X, T):
     return step
 
 
-def baseline_in_child(baseline: str, python: str, args) -> float | None:
-    """A baseline's median seconds per step, measured in a child process: in one process, torch's
-    OpenMP threads and OpenBLAS's spin-waiting threads would slow each other down."""
-    command = [python, __file__, "--baseline", baseline, "--shape", args.shape_now]
-    command += ["--steps", str(args.steps), "--rounds", str(args.rounds)]
-    command += ["--threads", str(args.threads)] if args.threads else []
-    command += ["--device", args.device_now]
-    result = subprocess.run(command, capture_output=True, text=True)
-    return float(result.stdout) if result.returncode == 0 and result.stdout.strip() else None
+SETTLE = 0.3  # seconds of idleness around a child's round: idle BLAS/OpenMP threads stop spinning
 
 
-def run_baseline(args) -> None:
-    """Child mode: print one baseline's median seconds per step (exit 1 if it is missing)."""
+class BaselineChild:
+    """A baseline (PyTorch or nerva-numpy) served by its own interpreter: ``measure(steps)`` runs
+    that many steps there and returns the seconds per step, so its rounds interleave with ours.
+    A child process, because in one process torch's OpenMP threads and OpenBLAS's spin-waiting
+    threads slow each other down; each round is framed by SETTLE seconds of idleness."""
+
+    def __init__(self, mode: str, python: str, args):
+        command = [python, __file__, "--baseline", mode, "--shape", args.shape_now]
+        command += ["--threads", str(args.threads)] if args.threads else []
+        command += ["--device", args.device_now]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True,
+        )  # fmt: skip
+        if self.process.stdout.readline().strip() != "ready":  # missing torch or nerva-numpy
+            self.close()
+
+    def ready(self) -> bool:
+        return self.process.returncode is None
+
+    def measure(self, steps: int) -> float:
+        time.sleep(SETTLE)
+        self.process.stdin.write(f"{steps}\n")
+        self.process.stdin.flush()
+        seconds = float(self.process.stdout.readline())
+        time.sleep(SETTLE)
+        return seconds
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def serve_baseline(args) -> None:
+    """Child mode: build the baseline, print "ready", then answer each line "STEPS" on stdin with
+    the seconds per step of that many steps (exit 1 at once if the baseline is missing)."""
     if args.threads:
         from threadpoolctl import threadpool_limits
 
@@ -263,7 +289,17 @@ def run_baseline(args) -> None:
     if step is None:
         sys.exit(1)
     clock = _TorchCudaClock() if args.device != "cpu" else _HostClock()
-    print(interleaved_medians({"baseline": step}, clock, args.steps, args.rounds)["baseline"])
+    for _ in range(3):
+        step()
+    clock.synchronize()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        steps = int(line)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        clock.synchronize()
+        print((time.perf_counter() - start) / steps, flush=True)
 
 
 class _HostClock:
@@ -292,26 +328,29 @@ def benchmark_shape(shape: str, device, args) -> None:
     X, T = make_data(sizes)
     step, epoch_loop = nerva_step(sizes, device, X, T)
     args.shape_now, args.device_now = shape, device.name
-    chosen = baselines(args, device)
-    before = {
-        name: baseline_in_child(mode, python, args) for name, (mode, python) in chosen.items()
+    children = {
+        name: BaselineChild(*chosen, args) for name, chosen in baselines(args, device).items()
     }
     functions = {
         "nerva-xp step": step,
         "nerva-xp step, --fold-updates": nerva_step(sizes, device, X, T, fold_updates=True)[0],
         "bare GEMMs (floor)": gemm_floor_step(sizes, device, X),
         "epoch": epoch_loop,
+        **{name: child for name, child in children.items() if child.ready()},
     }
-    samples = interleaved_samples(functions, device, args.steps, args.rounds, {"epoch": BATCHES})
+    try:
+        samples = interleaved_samples(
+            functions, device, args.steps, args.rounds, {"epoch": BATCHES}
+        )
+    finally:
+        for child in children.values():
+            if child.ready():
+                child.close()
     epoch_ratio = paired_ratio(samples, "epoch", "nerva-xp step")
     results = {name: statistics.median(values) for name, values in samples.items()}
     epoch = results.pop("epoch")
     peak = gemm_peak(device)
-    for name, (mode, python) in chosen.items():  # before and after ours, averaged: drift cancels
-        after = baseline_in_child(mode, python, args)
-        if before[name] is not None and after is not None:
-            results[name] = (before[name] + after) / 2
-    report(shape, sizes, device, results, peak, epoch, epoch_ratio)
+    report(shape, sizes, device, results, peak, epoch, epoch_ratio, samples)
 
 
 def peak_rss_mb(epochs: int, dataset: Path) -> float:
@@ -363,7 +402,7 @@ def main() -> None:
     parser.add_argument("--baseline", choices=["torch", "nerva-numpy"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline:
-        run_baseline(args)
+        serve_baseline(args)
         return
     from nerva_xp import inplace
     from nerva_xp.device import select_device

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).with_name("epoch.py")
 
 
@@ -61,3 +63,47 @@ def test_interleaved_rounds_alternate_the_order():
     samples = epoch.interleaved_samples(functions, SimpleNamespace(synchronize=lambda: None), 1, 3)
     assert calls == list("abc") + list("abc") + list("cba") + list("abc")  # warm-up, 3 rounds
     assert all(len(values) == 3 for values in samples.values())
+
+
+def test_a_baseline_child_takes_its_turn_in_every_round(monkeypatch):
+    from types import SimpleNamespace
+
+    epoch = _epoch_module()
+    monkeypatch.setattr(epoch, "SETTLE", 0.0)
+    calls = []
+
+    class Remote:  # what interleaved_samples sees of a BaselineChild
+        def measure(self, steps):
+            calls.append(f"remote x{steps}")
+            return 0.5
+
+    functions = {"a": lambda: calls.append("a"), "remote": Remote()}
+    samples = epoch.interleaved_samples(functions, SimpleNamespace(synchronize=lambda: None), 2, 2)
+    assert calls == ["a"] + ["a", "a", "remote x2"] + ["remote x2", "a", "a"]  # no remote warm-up
+    assert samples["remote"] == [0.5, 0.5]
+
+
+def _child_args():
+    from types import SimpleNamespace
+
+    return SimpleNamespace(shape_now="mnist", threads=None, device_now="cpu")
+
+
+def test_a_missing_baseline_child_is_left_out():
+    import importlib.util
+
+    if importlib.util.find_spec("nerva_numpy") is not None:
+        pytest.skip("nerva-numpy is installed here, so its child would start")
+    child = _epoch_module().BaselineChild("nerva-numpy", sys.executable, _child_args())
+    assert not child.ready() and child.process.returncode == 1
+
+
+def test_the_pytorch_child_serves_timed_rounds():
+    pytest.importorskip("torch", reason="the PyTorch baseline needs torch (not a test extra)")
+    child = _epoch_module().BaselineChild("torch", sys.executable, _child_args())
+    try:
+        assert child.ready()
+        assert [child.measure(1) > 0, child.measure(2) > 0] == [True, True]
+    finally:
+        child.close()
+    assert child.process.returncode == 0
