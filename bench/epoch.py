@@ -4,10 +4,12 @@ and plain PyTorch, all measured in one run on the same synthetic data.
     python bench/epoch.py                      # both MLP shapes, NumPy, BLAS default threads
     python bench/epoch.py --threads 2 --shape cifar --device cuda
     python bench/epoch.py --memory             # peak RSS of CIFAR-shaped `nerva-xp train` runs
+    python bench/epoch.py --plot steps.png     # the step times as bar charts too
 
 One step = feedforward, loss gradient, backpropagation, update: MLP (ReLU, ReLU, Linear), batch 100,
 Momentum(0.9), SoftmaxCrossEntropy, float32; 6·N·Σ(in·out) floating-point operations. Rounds of the
-implementations are interleaved and medians reported, so machine drift hits them alike. The
+implementations are interleaved (the baselines, PyTorch and nerva-numpy, in child processes that
+take their turn each round) and medians reported, so machine drift hits them alike. The
 PyTorch baseline runs on the benchmarked device: the CPU, or with --device cuda the same GPU (a CUDA
 build of torch is needed; without one the row is left out).
 """
@@ -323,7 +325,8 @@ def baselines(args, device) -> dict[str, tuple[str, str]]:
     return chosen
 
 
-def benchmark_shape(shape: str, device, args) -> None:
+def benchmark_shape(shape: str, device, args) -> dict[str, float]:
+    """Benchmark one MLP shape, print its table; returns median seconds per step by row."""
     sizes = SHAPES[shape]
     X, T = make_data(sizes)
     step, epoch_loop = nerva_step(sizes, device, X, T)
@@ -331,11 +334,11 @@ def benchmark_shape(shape: str, device, args) -> None:
     children = {
         name: BaselineChild(*chosen, args) for name, chosen in baselines(args, device).items()
     }
-    functions = {
+    functions = {  # the epoch next to the step it is compared with
         "nerva-xp step": step,
+        "epoch": epoch_loop,
         "nerva-xp step, --fold-updates": nerva_step(sizes, device, X, T, fold_updates=True)[0],
         "bare GEMMs (floor)": gemm_floor_step(sizes, device, X),
-        "epoch": epoch_loop,
         **{name: child for name, child in children.items() if child.ready()},
     }
     try:
@@ -351,6 +354,33 @@ def benchmark_shape(shape: str, device, args) -> None:
     epoch = results.pop("epoch")
     peak = gemm_peak(device)
     report(shape, sizes, device, results, peak, epoch, epoch_ratio, samples)
+    return results
+
+
+def plot_steps(measured: dict[str, dict[str, float]], where: str, path: str) -> None:
+    """One panel per MLP shape: ms per step of each row, labelled with its multiple of the floor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, panels = pyplot.subplots(
+        1, len(measured), figsize=(6 * len(measured), 3.2), constrained_layout=True, squeeze=False
+    )
+    for panel, (shape, results) in zip(panels[0], measured.items(), strict=True):
+        names = list(results)[::-1]
+        floor = results["bare GEMMs (floor)"]
+        milliseconds = [results[name] * 1e3 for name in names]
+        colors = ["tab:blue" if name.startswith("nerva-xp") else "tab:gray" for name in names]
+        panel.barh(names, milliseconds, color=colors)
+        for y, (name, ms) in enumerate(zip(names, milliseconds, strict=True)):
+            panel.text(ms, y, f" {results[name] / floor:.2f} × floor", va="center", fontsize=8)
+        panel.set(xlabel="ms per step (median)", title=f"{'-'.join(map(str, SHAPES[shape]))}")
+        panel.set_xlim(0, max(milliseconds) * 1.3)
+    figure.suptitle(f"One training step, batch {BATCH}, {where}", fontsize=10)
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
+    print(f"\nplot written to {path}")
 
 
 def peak_rss_mb(epochs: int, dataset: Path) -> float:
@@ -399,6 +429,7 @@ def main() -> None:
     parser.add_argument(
         "--nerva-numpy-python", metavar="PYTHON", help="an interpreter with nerva-numpy 1.0"
     )
+    parser.add_argument("--plot", metavar="FILE.png", help="also draw the step times as bars")
     parser.add_argument("--baseline", choices=["torch", "nerva-numpy"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline:
@@ -414,8 +445,9 @@ def main() -> None:
         inplace.set_threads(args.threads)
     device = select_device(args.device)
     shapes = ["cifar", "mnist"] if args.shape == "both" else [args.shape]
-    for shape in shapes:
-        benchmark_shape(shape, device, args)
+    measured = {shape: benchmark_shape(shape, device, args) for shape in shapes}
+    if args.plot:
+        plot_steps(measured, device.describe(), args.plot)
     if args.memory:
         memory_report(args.memory_rows)
 

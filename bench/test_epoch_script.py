@@ -12,10 +12,13 @@ import pytest
 SCRIPT = Path(__file__).with_name("epoch.py")
 
 
-def test_epoch_script_prints_the_step_table():
+def test_epoch_script_prints_the_step_table(tmp_path):
+    pytest.importorskip("matplotlib", reason="--plot needs matplotlib (a test extra)")
     command = [sys.executable, str(SCRIPT), "--shape", "mnist", "--steps", "1", "--rounds", "1"]
+    command += ["--plot", str(tmp_path / "steps.png")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
+    assert (tmp_path / "steps.png").read_bytes().startswith(b"\x89PNG")
     rows = [line.split(" | ")[0] for line in result.stdout.splitlines() if line.startswith("| ")]
     assert rows[1:4] == [
         "| nerva-xp step",
