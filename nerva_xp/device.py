@@ -232,6 +232,24 @@ def select_device(name: str = "auto", dtype: str = "float32") -> Device:
     raise DeviceError(f'unknown device "{name}"; expected auto, cpu, cuda or cuda:N')
 
 
+def device_of(x) -> Device:
+    """The Device holding array ``x``, with x's float dtype as the run's: the default device where
+    it matches, else the CPU, CUDA GPU or array-api-strict device of x."""
+    from array_api_compat import array_namespace, is_cupy_namespace, is_numpy_namespace
+    from array_api_compat import device as array_device
+
+    xp, dtype = array_namespace(x), numpy_dtype(x.dtype).name
+    _check_dtype(dtype)
+    default = default_device()
+    if default.xp is xp and default.dtype == x.dtype and default.device == array_device(x):
+        return default
+    if is_numpy_namespace(xp):
+        return _select_cpu(dtype)
+    if is_cupy_namespace(xp):
+        return select_device(f"cuda:{array_device(x).id}", dtype)
+    return replace(_select_strict(dtype), device=array_device(x))
+
+
 _default_device: Device | None = None
 
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 from array_api_compat import array_namespace
 
 from nerva_xp.datasets import DataLoader, create_npz_dataloaders, to_one_hot
-from nerva_xp.device import as_device, to_numpy
+from nerva_xp.device import as_device, default_device, device_of, to_numpy
 from nerva_xp.errors import describe_error
 from nerva_xp.learning_rate import LearningRateScheduler, parse_learning_rate
 from nerva_xp.loss_functions import LossFunction, parse_loss_function
@@ -238,6 +238,14 @@ def learning_rate_at(scheduler: LearningRateScheduler, epoch: int) -> float:
     return lr
 
 
+def model_device(M: MultilayerPerceptron):
+    """The Device of M's first parameter (the default device for a network without any)."""
+    for layer in M.layers:
+        for _name, parameter, _gradient in layer.named_parameters():
+            return device_of(parameter)
+    return default_device()
+
+
 def stochastic_gradient_descent_plain(
     M: MultilayerPerceptron,
     Xtrain,
@@ -250,8 +258,9 @@ def stochastic_gradient_descent_plain(
     rng=None,
     device=None,
 ) -> None:
-    """SGD on raw arrays: ⌊N / batch_size⌋ full batches per epoch (the remainder is dropped)."""
-    d = as_device(device)
+    """SGD on raw arrays: ⌊N / batch_size⌋ full batches per epoch (the remainder is dropped). The
+    data is copied to ``device``, by default the device and dtype of M's parameters."""
+    d = model_device(M) if device is None else as_device(device)
     X_all = d.asarray(to_numpy(Xtrain))
     T_host = to_numpy(Ttrain)
     if T_host.ndim == 2 and T_host.shape[1] > 1:  # an (N, 1) column holds labels

@@ -163,6 +163,28 @@ def test_plain_sgd_takes_a_label_column_as_labels():
     np.testing.assert_array_equal(weights[1], weights[0])
 
 
+@pytest.mark.parametrize(("name", "dtype"), [("cpu", "float64"), ("strict", "float32")])
+def test_plain_sgd_puts_the_data_where_the_model_is(name, dtype):
+    """Without device=, the data goes to the device and dtype of M's parameters (spec §1.2): a
+    float64 model trains on float64 data, a model on another backend on that backend."""
+    device = select_device(name, dtype)
+    X = np.random.default_rng(0).standard_normal((6, 4))  # float64, not exact in float32
+    labels = np.array([2, 0, 1, 1, 0, 2])
+    weights = []
+    for given in (device, None):
+        M = parse_multilayer_perceptron(
+            ["ReLU", "Linear"], [4, 5, 3], ["Momentum(0.9)"], ["XavierNormal"],
+            device=device, rng=np.random.default_rng(1),
+        )  # fmt: skip
+        stochastic_gradient_descent_plain(
+            M, X, labels, parse_loss_function("SoftmaxCrossEntropy"),
+            parse_learning_rate("Constant(0.5)"), epochs=2, batch_size=3, shuffle=False,
+            device=given,
+        )  # fmt: skip
+        weights.append(host(M.layers[0].W))
+    np.testing.assert_array_equal(weights[1], weights[0])
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_default_architecture_learns_the_embedded_digits(seed, capsys):
     """Spec §14.2: ReLU;ReLU;Linear 64-64-64-10, Constant(0.1), batch 100, 100 epochs."""
