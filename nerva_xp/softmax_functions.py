@@ -76,24 +76,34 @@ def _log_softmax_jacobian(y: Matrix) -> Matrix:
     return xp.eye(y.shape[0], dtype=y.dtype, device=array_device(y)) - y[None, :]
 
 
+def _one_row(x: Matrix) -> Matrix:
+    """x as a (D,) vector: a (D,) row as it is, a (1, D) row or (D, 1) column (as Nerva passes
+    rows) flattened; ValueError for anything else."""
+    if x.ndim == 2 and 1 in x.shape:
+        return array_namespace(x).reshape(x, (-1,))
+    if x.ndim != 1:
+        raise ValueError(f"softmax Jacobian: x has shape {tuple(x.shape)}; expected one row (D,)")
+    return x
+
+
 def softmax_jacobian(x: Matrix) -> Matrix:
     """Diag(y) − y y^T with y = softmax(x); x (D,) -> (D, D)."""
-    return _softmax_jacobian(softmax(x))
+    return _softmax_jacobian(softmax(_one_row(x)))
 
 
 def stable_softmax_jacobian(x: Matrix) -> Matrix:
     """Diag(y) − y y^T with y = stable_softmax(x)."""
-    return _softmax_jacobian(stable_softmax(x))
+    return _softmax_jacobian(stable_softmax(_one_row(x)))
 
 
 def log_softmax_jacobian(x: Matrix) -> Matrix:
     """I_D − 1_D y^T with y = softmax(x)."""
-    return _log_softmax_jacobian(softmax(x))
+    return _log_softmax_jacobian(softmax(_one_row(x)))
 
 
 def stable_log_softmax_jacobian(x: Matrix) -> Matrix:
     """I_D − 1_D y^T with y = stable_softmax(x)."""
-    return _log_softmax_jacobian(stable_softmax(x))
+    return _log_softmax_jacobian(stable_softmax(_one_row(x)))
 
 
 class SoftmaxFunction:

@@ -187,6 +187,19 @@ def test_jacobian_keeps_dtype(device_any, jacobian):
     assert tuple(J.shape) == (3, 3)
 
 
+@pytest.mark.parametrize("jacobian", list(JACOBIANS), ids=name_of)
+def test_jacobian_of_a_one_row_matrix_is_that_of_the_row(device_any, jacobian):
+    """Nerva passes x as a (1, D) row; a (D, 1) column means the same; more rows are refused."""
+    xh = sample((3,), seed=9)
+    expected = host(jacobian(device_any.asarray(xh)))
+    for shape in ((1, 3), (3, 1)):
+        J = jacobian(device_any.asarray(xh.reshape(shape)))
+        assert tuple(J.shape) == (3, 3)
+        np.testing.assert_array_equal(host(J), expected)
+    with pytest.raises(ValueError, match=r"x has shape \(2, 3\); expected one row"):
+        jacobian(device_any.asarray(sample((2, 3), seed=9)))
+
+
 def test_reexported_matrix_operations():
     for name in ("exp", "log", "rows_sum", "rows_max"):
         assert callable(getattr(sf, name))
