@@ -207,7 +207,9 @@ class SReLUActivation(ActivationFunction):
         return Srelu_gradient(*self._parameters())(X)
 
     def parameters(self):
-        al, tl, ar, tr = (float(v) for v in to_numpy(self.x))
+        """The current [al, tl, ar, tr], each as the shortest decimal that rounds to it in x's
+        dtype (str of a NumPy scalar), so that SReLU(0.1) shows al=0.1 in float32 runs too."""
+        al, tl, ar, tr = (float(str(v)) for v in to_numpy(self.x))
         return {"al": al, "tl": tl, "ar": ar, "tr": tr}
 
 

@@ -28,6 +28,7 @@ from nerva_xp.activation_functions import (
     SReLUActivation,
     parse_activation,
 )
+from nerva_xp.device import select_device
 from nerva_xp.layers import parse_layer
 from nerva_xp.learning_rate import (
     ConstantScheduler,
@@ -160,6 +161,8 @@ def canonical(kind: str, name: str, values: dict) -> str:
         value = values[param]
         if isinstance(value, list):
             text = "[" + ", ".join(str(v) for v in value) + "]"
+        elif kind == "activation" and name == "SReLU":  # shortest decimal of its float32 value
+            text = repr(float(np.format_float_positional(np.float32(value), unique=True)))
         else:
             text = repr(float(value))
         parts.append(f"{param}={text}")
@@ -984,6 +987,17 @@ def test_srelu_round_trip_for_a_finite_value_beyond_float32():
     except SpecError:
         return
     assert parse_activation(repr(act)) == act
+
+
+def test_srelu_shows_the_numbers_it_was_given_in_float32_and_float64():
+    """SReLU's values live in an array of the run's dtype; repr shows the shortest decimal that
+    rounds to each, so SReLU(0.1) reads al=0.1 (not 0.10000000149011612) in float32 as well."""
+    for dtype in ("float32", "float64"):
+        device = select_device("cpu", dtype)
+        act = parse_activation("SReLU(0.1, -0.3, 1e-7, 2.5)", device=device)
+        assert repr(act) == "SReLU(al=0.1, tl=-0.3, ar=1e-07, tr=2.5)"
+        again = parse_activation(repr(act), device=device)
+        np.testing.assert_array_equal(np.asarray(again.x), np.asarray(act.x))
 
 
 # ---- properties (hypothesis) ----
