@@ -166,6 +166,14 @@ def _validate_inputs(data: dict, fail) -> None:
         fail("Xtrain", "has zero samples; expected at least one")
 
 
+def _check_file_labels(key: str, T: np.ndarray, fail) -> None:
+    """(N,) class labels in a dataset file: whole numbers >= 0 (else fail with the first one)."""
+    bad = np.flatnonzero((T < 0) | (np.floor(T) != T))
+    if bad.size:
+        value = T[bad[0]].item()
+        fail(key, f"holds the label {value:g} (row {bad[0]}); expected class labels 0, 1, 2, ...")
+
+
 def _validate_targets(data: dict, fail) -> None:
     for key, X in (("Ttrain", data["Xtrain"]), ("Ttest", data["Xtest"])):
         T = data[key]
@@ -173,13 +181,17 @@ def _validate_targets(data: dict, fail) -> None:
             fail(key, f"has shape {shape_text(T.shape)}; expected (N,) labels or (N, K) one-hot")
         if T.shape[0] != X.shape[0]:
             fail(key, f"has {T.shape[0]} rows; X{key[1:]} has {X.shape[0]}")
-        if T.dtype.kind not in "iuf" or not np.all(np.isfinite(T)):
-            fail(key, f"holds {T.dtype} values; expected finite numbers")
-        if T.ndim == 1 and (np.any(T < 0) or np.any(np.floor(T) != T)):
-            fail(key, "holds negative or non-integer labels; expected class labels 0, 1, 2, ...")
-    widths = {T.shape[1] for T in (data["Ttrain"], data["Ttest"]) if T.ndim == 2}
-    if len(widths) > 1:
-        fail("Ttest", "has another one-hot width than Ttrain")
+        if T.dtype.kind not in "iuf":
+            fail(key, f"holds {T.dtype} values; expected numbers")
+        if not np.all(np.isfinite(T)):
+            fail(key, "holds NaN or Inf values; expected finite numbers")
+        if T.ndim == 1:
+            _check_file_labels(key, T, fail)
+        elif T.size and T.min() < 0:  # one-hot, or more generally non-negative weights (§5)
+            fail(key, f"holds the value {T.min().item():g}; expected one-hot targets (values >= 0)")
+    widths = [T.shape[1] for T in (data["Ttrain"], data["Ttest"]) if T.ndim == 2]
+    if len(set(widths)) > 1:
+        fail("Ttest", f"has one-hot width {widths[1]}; Ttrain has {widths[0]}")
     for key, other in (("Ttrain", "Ttest"), ("Ttest", "Ttrain")):
         T, K = data[key], data[other].shape[-1]
         if T.ndim == 1 and data[other].ndim == 2 and T.size and T.max() >= K:
