@@ -20,13 +20,31 @@ def _file_mode() -> int:
     return 0o666 & ~umask
 
 
+def accepts_new_files(folder) -> bool:
+    """Whether a file can be made in ``folder``: tried with a temporary file, removed at once
+    (os.access says yes to root on read-only or pseudo file systems such as /proc)."""
+    if not os.access(folder, os.W_OK):
+        return False
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".nerva-xp-", suffix=".tmp", dir=folder)
+    except OSError:
+        return False
+    os.close(handle)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return True
+
+
 def write_atomically(path, write: Callable[[IO[bytes]], None]) -> str:
     """Call ``write(file)`` on a temporary binary file, then move it to ``path`` (to its target,
     if ``path`` is a symbolic link); returns path."""
     path = os.fspath(path)
     target = os.path.realpath(path)
     folder = os.path.dirname(target)
-    handle, temporary = tempfile.mkstemp(prefix=".nerva-xp-", suffix=".tmp", dir=folder)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=".nerva-xp-", suffix=".tmp", dir=folder)
+    except OSError as error:  # e.g. a folder that refuses new files: name the file asked for
+        raise OSError(error.errno, f"cannot write: {error.strerror or error}", path) from error
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)

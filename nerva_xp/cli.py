@@ -143,12 +143,13 @@ def _add_prepare_data(commands) -> None:
 
 
 def _run_prepare_data(args) -> int:
+    from nerva_xp.atomic_files import accepts_new_files
     from nerva_xp.prepare_data import prepare_data
 
     folder = os.path.abspath(args.data_dir)
     if not os.path.isdir(folder):
         raise UsageError(f'--data-dir: folder "{folder}" does not exist')
-    if not os.access(folder, os.W_OK):
+    if not accepts_new_files(folder):
         raise UsageError(f'--data-dir: folder "{folder}" is not writable')
     prepare_data(args.dataset, args.data_dir, args.download)
     return 0

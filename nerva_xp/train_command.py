@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nerva_xp import inplace
-from nerva_xp.atomic_files import write_atomically
+from nerva_xp.atomic_files import accepts_new_files, write_atomically
 from nerva_xp.checkpoint import load_checkpoint, merge_options, restore, save_checkpoint
 from nerva_xp.cli import UsageError
 from nerva_xp.datasets import (
@@ -166,7 +166,7 @@ def _check_outputs(args) -> None:
         folder = os.path.dirname(os.path.realpath(path))  # a link is written at its target
         if not os.path.isdir(folder):
             raise UsageError(f'{option}: folder "{folder}" does not exist')
-        if not os.access(folder, os.W_OK):
+        if not accepts_new_files(folder):
             raise UsageError(f'{option}: folder "{folder}" is not writable')
         _check_file_name(option, _given_path(args, option), path, folder)
         if os.path.isdir(path):

@@ -168,6 +168,14 @@ def test_a_plot_suffix_matplotlib_cannot_write_is_refused_before_training(datase
     assert result.stdout == "" and list(tmp_path.iterdir()) == [dataset]
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_a_folder_that_refuses_new_files_is_a_usage_error_even_for_root(dataset):
+    """/proc passes os.access(W_OK) for root but takes no new file: refused before training."""
+    result = small_run(dataset, "--epochs=1", "--save-weights=/proc/w.npz")
+    assert_one_line_error(result, 2, '--save-weights: folder "/proc" is not writable')
+    assert result.stdout == ""
+
+
 def test_manual_cifar10_command_line_runs_as_written(tmp_path):
     dataset = make_dataset(tmp_path / "cifar10-flattened.npz", n=200, d=3072, k=10)
     result = nerva_xp(

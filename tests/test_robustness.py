@@ -577,6 +577,22 @@ def no_space(*_args, **_kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
+def test_a_folder_refusing_new_files_is_named_by_the_file_asked_for(tmp_path, monkeypatch):
+    """Root may pass os.access on /proc and still be refused a new file there: the error names the
+    output the user gave, not the temporary file that could not be made."""
+    import tempfile
+
+    def refuse(*_args, **_kwargs):
+        raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), str(tmp_path / ".nerva-xp-x.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(OSError) as error:
+        write_atomically(tmp_path / "m.jsonl", lambda file: file.write(b"{}"))
+    assert error.value.filename == str(tmp_path / "m.jsonl")
+    assert error.value.strerror.startswith("cannot write: ")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_full_disk_in_write_atomically_keeps_the_previous_file(tmp_path):
     target = tmp_path / "m.jsonl"
     target.write_bytes(b"previous\n")
