@@ -305,6 +305,11 @@ def _stored_options(args, seed: int) -> dict:
 
 def _select_device(args, seed: int):
     """Step 2: the device, and the device line."""
+    if args.device == "strict":  # array-api-strict: a library device for the tests (spec §1.3)
+        raise UsageError(
+            '--device: unknown device "strict"; expected auto, cpu, cuda or cuda:N '
+            "(strict is the test suite's array-api-strict device, not a training device)"
+        )
     try:
         device = select_device(args.device, args.dtype)
     except DeviceError as error:

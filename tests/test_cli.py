@@ -176,6 +176,12 @@ def test_a_folder_that_refuses_new_files_is_a_usage_error_even_for_root(dataset)
     assert result.stdout == ""
 
 
+def test_the_test_suites_strict_device_is_not_a_training_device(dataset):
+    result = small_run(dataset, "--epochs=1", "--device=strict")
+    assert_one_line_error(result, 2, '--device: unknown device "strict"; expected auto, cpu')
+    assert result.stdout == ""
+
+
 def test_manual_cifar10_command_line_runs_as_written(tmp_path):
     dataset = make_dataset(tmp_path / "cifar10-flattened.npz", n=200, d=3072, k=10)
     result = nerva_xp(
