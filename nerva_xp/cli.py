@@ -75,7 +75,7 @@ def _add_train(commands, defaults: bool = True) -> None:
     add(
         "--layer-weights",
         metavar="SPECS",
-        help="weight initializers: 1, or 1 per layer (default XavierNormal)",
+        help="weight initializers: 1, or one per linear layer (default XavierNormal)",
     )
     add(
         "--optimizers",
