@@ -111,15 +111,8 @@ def compute_accuracy(M: MultilayerPerceptron, loader: DataLoader) -> float:
 def compute_statistics(
     M, lr, loss, train_loader, test_loader, epoch, elapsed_seconds=0.0
 ) -> EpochStatistics:
-    """Training loss, training and test accuracy; prints the table row and returns it.
-
-    With ``TrainOptions.print_statistics`` False only ``epoch {e:3}`` is printed (and the
-    statistics are not computed: they read NaN).
-    """
-    if not TrainOptions.print_statistics:
-        print(f"epoch {epoch:3}")
-        nan = float("nan")
-        return EpochStatistics(epoch, float(lr), nan, nan, nan, float(elapsed_seconds))
+    """Training loss, training and test accuracy; prints the table row (only ``epoch {e:3}`` with
+    ``TrainOptions.print_statistics`` False) and returns it."""
     row = EpochStatistics(
         epoch,
         float(lr),
@@ -128,7 +121,10 @@ def compute_statistics(
         compute_accuracy(M, test_loader),
         float(elapsed_seconds),
     )
-    print_epoch_line(*row)
+    if TrainOptions.print_statistics:
+        print_epoch_line(*row)
+    else:
+        print(f"epoch {epoch:3}")
     return row
 
 

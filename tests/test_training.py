@@ -75,9 +75,13 @@ def test_lr_column_of_timebased(capsys):
 
 
 def test_print_statistics_off_prints_only_epochs(capsys, monkeypatch):
+    """Only the printing changes (spec §12.3): the rows still hold the statistics."""
+    _, rows_on = run(None, epochs=2)
+    capsys.readouterr()
     monkeypatch.setattr(TrainOptions, "print_statistics", False)
-    run(None, epochs=2)
+    _, rows_off = run(None, epochs=2)
     assert capsys.readouterr().out.splitlines() == ["epoch   0", "epoch   1", "epoch   2"]
+    assert [row[:5] for row in rows_off] == [row[:5] for row in rows_on]
 
 
 @pytest.mark.parametrize(
