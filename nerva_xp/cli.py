@@ -33,10 +33,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _int_at_least(minimum: int, maximum: int | None = None):
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
+        # ASCII digits, as in spec strings (int() also takes "1_000" and other scripts' digits)
+        value = int(text) if re.fullmatch(r"\s*[+-]?[0-9]+\s*", text) else None
         if value is None or value < minimum or (maximum is not None and value > maximum):
             bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
             raise argparse.ArgumentTypeError(f'expected an integer {bounds}, got "{text[:40]}"')

@@ -207,6 +207,8 @@ def test_manual_cifar10_command_line_runs_as_written(tmp_path):
         (["--device=tpu"], '--device: unknown device "tpu"'),
         (["--epochs=-1"], '--epochs: expected an integer >= 0, got "-1"'),
         (["--batch-size=zero"], '--batch-size: expected an integer >= 1, got "zero"'),
+        (["--epochs=1_0"], '--epochs: expected an integer >= 0, got "1_0"'),
+        (["--seed=\u0663"], '--seed: expected an integer >= 0, got "\u0663"'),
         (["--layers=ReLU;Relu"], '--layers: invalid layer "Relu": unknown name "Relu" (did you'),
         (["--optimizers=Momentum"], '--optimizers: invalid optimizer "Momentum": missing'),
         (["--optimizers=GradientDescent;GradientDescent"], "--optimizers: expected 1 or 3"),
