@@ -14,7 +14,7 @@ from array_api_compat import array_namespace
 
 from nerva_xp.device import as_device, to_numpy
 from nerva_xp.matrix_operations import Matrix
-from nerva_xp.spec_strings import Param, format_spec, parse_spec
+from nerva_xp.spec_strings import Param, SpecError, format_spec, parse_spec
 from nerva_xp.utilities import parse_function_call  # noqa: F401 (nerva-torch re-export)
 
 
@@ -187,7 +187,9 @@ class SReLUActivation(ActivationFunction):
 
     def __init__(self, al=0.0, tl=0.0, ar=0.0, tr=1.0, device=None):
         d = as_device(device)
-        self.x = d.asarray([float(al), float(tl), float(ar), float(tr)])
+        values = {"al": float(al), "tl": float(tl), "ar": float(ar), "tr": float(tr)}
+        check_srelu_values(values, d.dtype_name)
+        self.x = d.asarray(list(values.values()))
         self.Dx = d.zeros((4,))
 
     def to_device(self, device) -> None:
@@ -221,7 +223,15 @@ def _fits_float32(value: float, _values=None) -> bool:
         return False
 
 
-_IN_FLOAT32 = (_fits_float32, "a number within ±3.4e38 (float32)")
+def check_srelu_values(values: dict, dtype_name: str) -> None:
+    """SReLU's parameters are stored in the run's dtype: in float32 each must be within ±3.4e38
+    (SpecError otherwise); any finite number fits float64."""
+    for name, value in values.items():
+        if dtype_name == "float32" and not _fits_float32(value):
+            raise SpecError(
+                f"parameter {name}: expected a number within ±3.4e38 (float32), got {value!r}"
+            )
+
 
 ACTIVATION_PARAMETERS = {
     "ReLU": (),
@@ -230,7 +240,7 @@ ACTIVATION_PARAMETERS = {
     "LeakyReLU": (Param("alpha"),),
     "AllReLU": (Param("alpha"),),
     "SReLU": tuple(
-        Param(name, default, check=_IN_FLOAT32)
+        Param(name, default)
         for name, default in (("al", 0.0), ("tl", 0.0), ("ar", 0.0), ("tr", 1.0))
     ),
 }
@@ -255,4 +265,7 @@ def make_activation(name: str, values: dict, device=None) -> ActivationFunction:
 def parse_activation(text: str, device=None) -> ActivationFunction:
     """The activation for a spec string such as ``ReLU`` or ``SReLU(al=0.1)`` (spec §4, §11)."""
     name, values = parse_spec(text, "activation", ACTIVATION_PARAMETERS)
-    return make_activation(name, values, device)
+    try:
+        return make_activation(name, values, device)
+    except SpecError as error:  # SReLU values beyond the device's dtype
+        raise SpecError(f'invalid activation "{text.strip()}": {error}') from None

@@ -11,6 +11,7 @@ from nerva_xp.activation_functions import (  # noqa: F401 (parse_activation: re-
     ACTIVATION_PARAMETERS,
     ActivationFunction,
     SReLUActivation,
+    check_srelu_values,
     make_activation,
     parse_activation,
 )
@@ -313,9 +314,16 @@ LAYER_PARAMETERS = {
 _PLAIN_LAYERS = {"Linear": LinearLayer, "Softmax": SoftmaxLayer, "LogSoftmax": LogSoftmaxLayer}
 
 
-def parse_layer(text: str) -> tuple[str, dict]:
-    """(name, parameter values) of a layer spec such as ``LeakyReLU(0.1)``."""
-    return parse_spec(text, "layer", LAYER_PARAMETERS)
+def parse_layer(text: str, dtype_name: str | None = None) -> tuple[str, dict]:
+    """(name, parameter values) of a layer spec such as ``LeakyReLU(0.1)``; with ``dtype_name``,
+    SReLU's values must also fit that dtype (they are stored in it)."""
+    name, values = parse_spec(text, "layer", LAYER_PARAMETERS)
+    if name == "SReLU" and dtype_name is not None:
+        try:
+            check_srelu_values(values, dtype_name)
+        except SpecError as error:
+            raise SpecError(f'invalid layer "{text.strip()}": {error}') from None
+    return name, values
 
 
 def parse_linear_layer(

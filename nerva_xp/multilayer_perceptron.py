@@ -154,15 +154,20 @@ def _layer_sizes(sizes: list, count: int) -> list[int]:
 
 
 def check_network_specs(
-    layer_specifications, linear_layer_sizes, optimizers, linear_layer_weight_initializers
+    layer_specifications,
+    linear_layer_sizes,
+    optimizers,
+    linear_layer_weight_initializers,
+    dtype_name: str = "float32",
 ) -> tuple[list[str], list[int], list[str], list[str]]:
-    """Validate every spec and count of a network (spec §7.3) without building it.
+    """Validate every spec and count of a network (spec §7.3) without building it, for
+    parameters of dtype ``dtype_name`` (SReLU's values must fit it).
 
     Returns the layer names, the sizes, one optimizer per layer and one initializer per linear
     layer; raises SpecError (for counts, the message starts with ``optimizers:``,
     ``layer weights:`` or ``layer sizes:``).
     """
-    names = [parse_layer(text)[0] for text in layer_specifications]
+    names = [parse_layer(text, dtype_name)[0] for text in layer_specifications]
     linear_count = sum(1 for name in names if name != "BatchNormalization")
     sizes = _layer_sizes(list(linear_layer_sizes), linear_count + 1)
     optimizers = _expand(
@@ -201,7 +206,11 @@ def parse_multilayer_perceptron(
     """
     device = as_device(device)
     names, sizes, optimizers, initializers = check_network_specs(
-        layer_specifications, linear_layer_sizes, optimizers, linear_layer_weight_initializers
+        layer_specifications,
+        linear_layer_sizes,
+        optimizers,
+        linear_layer_weight_initializers,
+        device.dtype_name,
     )
     layers: list[Layer] = []
     D, k = sizes[0], 0

@@ -105,7 +105,7 @@ def _check_specs(args) -> TrainPlan:
     initializers = _list("--layer-weights", args.layer_weights)
     with _option("--layers"):
         for text in layers:
-            parse_layer(text)
+            parse_layer(text, args.dtype or "float32")
     with _option("--optimizers"):
         for text in optimizers:
             parse_optimizer(text)
@@ -118,7 +118,7 @@ def _check_specs(args) -> TrainPlan:
         loss = parse_loss_function(_required(args, "loss"))
     try:
         _, sizes, optimizers, initializers = check_network_specs(
-            layers, sizes_text, optimizers, initializers
+            layers, sizes_text, optimizers, initializers, args.dtype or "float32"
         )
     except SpecError as error:
         message = str(error)

@@ -182,6 +182,15 @@ def test_the_test_suites_strict_device_is_not_a_training_device(dataset):
     assert result.stdout == ""
 
 
+def test_srelu_values_beyond_float32_need_float64(dataset):
+    layers = ["--layers=SReLU(al=1e39);Linear", "--epochs=0"]
+    refused = small_run(dataset, *layers)
+    assert_one_line_error(refused, 2, '--layers: invalid layer "SReLU(al=1e39)": parameter al')
+    assert refused.stdout == ""
+    accepted = small_run(dataset, *layers, "--dtype=float64")
+    assert accepted.returncode == 0, accepted.stderr
+
+
 def test_manual_cifar10_command_line_runs_as_written(tmp_path):
     dataset = make_dataset(tmp_path / "cifar10-flattened.npz", n=200, d=3072, k=10)
     result = nerva_xp(

@@ -1000,6 +1000,20 @@ def test_srelu_shows_the_numbers_it_was_given_in_float32_and_float64():
         np.testing.assert_array_equal(np.asarray(again.x), np.asarray(act.x))
 
 
+def test_srelu_values_must_fit_the_dtype_they_are_stored_in():
+    """float32 holds at most ±3.4e38; float64 takes any finite number."""
+    act = parse_activation("SReLU(al=1e39)", device=select_device("cpu", "float64"))
+    assert repr(act) == "SReLU(al=1e+39, tl=0.0, ar=0.0, tr=1.0)"
+    message = "parameter al: expected a number within ±3.4e38 (float32), got 1e+39"
+    with pytest.raises(
+        SpecError, match=re.escape(f'invalid activation "SReLU(al=1e39)": {message}')
+    ):
+        parse_activation("SReLU(al=1e39)")
+    with pytest.raises(SpecError, match=re.escape(f'invalid layer "SReLU(1e39)": {message}')):
+        parse_layer("SReLU(1e39)", "float32")
+    assert parse_layer("SReLU(1e39)", "float64") == parse_layer("SReLU(1e39)")
+
+
 # ---- properties (hypothesis) ----
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
