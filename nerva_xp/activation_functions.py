@@ -215,7 +215,7 @@ class SReLUActivation(ActivationFunction):
         return {"al": al, "tl": tl, "ar": ar, "tr": tr}
 
 
-def _fits_float32(value: float, _values=None) -> bool:
+def _fits_float32(value: float) -> bool:
     """Whether ``value`` rounds to a finite float32."""
     try:
         return math.isfinite(struct.unpack("f", struct.pack("f", value))[0])
