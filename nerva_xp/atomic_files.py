@@ -20,13 +20,18 @@ def _file_mode() -> int:
     return 0o666 & ~umask
 
 
+def _temporary_file(folder) -> tuple[int, str]:
+    """A new hidden temporary file in ``folder``: (open handle, path)."""
+    return tempfile.mkstemp(prefix=".nerva-xp-", suffix=".tmp", dir=folder)
+
+
 def accepts_new_files(folder) -> bool:
     """Whether a file can be made in ``folder``: tried with a temporary file, removed at once
     (os.access says yes to root on read-only or pseudo file systems such as /proc)."""
     if not os.access(folder, os.W_OK):
         return False
     try:
-        handle, probe = tempfile.mkstemp(prefix=".nerva-xp-", suffix=".tmp", dir=folder)
+        handle, probe = _temporary_file(folder)
     except OSError:
         return False
     os.close(handle)
@@ -42,7 +47,7 @@ def write_atomically(path, write: Callable[[IO[bytes]], None]) -> str:
     target = os.path.realpath(path)
     folder = os.path.dirname(target)
     try:
-        handle, temporary = tempfile.mkstemp(prefix=".nerva-xp-", suffix=".tmp", dir=folder)
+        handle, temporary = _temporary_file(folder)
     except OSError as error:  # e.g. a folder that refuses new files: name the file asked for
         raise OSError(error.errno, f"cannot write: {error.strerror or error}", path) from error
     try:
