@@ -8,8 +8,10 @@ shapes; reductions and element-wise functions use a (100, 1024) activation matri
 from __future__ import annotations
 
 import pytest
+from array_api_compat import array_namespace
 
 from nerva_xp import matrix_operations as mo
+from nerva_xp.activation_functions import Relu
 
 N, D, K = 100, 3072, 1024  # batch, input and output size of the product benchmarks
 ACTIVATION = (100, 1024)
@@ -101,3 +103,39 @@ def test_elementwise(run, data, name):
     fn, arity, low = ELEMENTWISE[name]
     operands = [data.uniform(ACTIVATION, low, low + 2.0) for _ in range(arity)]
     run(f"elementwise {name}", fn, *operands)
+
+
+# The layer's formulations against the plain ones, on a pre-activation as LinearLayer holds it: Z
+# and DZ are transposed views of a GEMM result, (W X^T)^T, so column-major (100, 1024).
+def _relu_with_scalar(X):
+    return array_namespace(X).maximum(X, 0.0)
+
+
+def _columns_sum_by_sum(X):
+    return array_namespace(X).sum(X, axis=0)
+
+
+def _bias_add_new(Z, b):
+    return Z + b
+
+
+def _bias_add_in_place(Z, b):
+    Z += b
+    return Z
+
+
+FORMULATIONS = {  # group -> {name: (function, operand shapes; None: the layer's activation)}
+    "Relu": {"maximum(X, 0)": _relu_with_scalar, "maximum(X, zeros_like(X))": Relu},
+    "columns_sum": {"sum(X, axis=0)": _columns_sum_by_sum, "ones @ X": mo.columns_sum},
+    "bias add": {"Z + b": _bias_add_new, "Z += b": _bias_add_in_place},
+}
+
+
+@pytest.mark.parametrize(
+    "group, name", [(group, name) for group, names in FORMULATIONS.items() for name in names]
+)
+def test_layer_formulation(run, data, group, name):
+    """Each formulation nerva-xp uses (the second of each group) against the plain one."""
+    Z = data.normal(ACTIVATION[::-1]).T
+    operands = [Z, data.normal(ACTIVATION[1:])] if group == "bias add" else [Z]
+    run(f"layer formulation {group}", FORMULATIONS[group][name], *operands)

@@ -123,9 +123,12 @@ class LinearLayer(Layer):
 
     def _linear(self, X: Matrix) -> Matrix:
         """Z = X W^T + b, the product computed as (W X^T)^T (a transposed view: the same sums,
-        which OpenBLAS computes 3-6% faster for a CIFAR-shaped step; ``bench/``)."""
+        which OpenBLAS computes 3-6% faster for a CIFAR-shaped step; ``bench/``), b added in place
+        (no second (N, K) array)."""
         self.X = X
-        return (self.W @ X.T).T + self.b
+        Z = (self.W @ X.T).T
+        Z += self.b
+        return Z
 
     def _linear_backward(self, DZ: Matrix, skip_DX: bool = False) -> None:
         """DW = DZ^T X, Db = columns_sum(DZ), DX = DZ W (computed as (W^T DZ^T)^T, as Z)."""
