@@ -383,7 +383,7 @@ def plot_steps(measured: dict[str, dict[str, float]], where: str, path: str) -> 
     print(f"\nplot written to {path}")
 
 
-def peak_rss_mb(epochs: int, dataset: Path) -> float:
+def peak_rss_mib(epochs: int, dataset: Path) -> float:
     """Peak RSS of a CIFAR-shaped `nerva-xp train` run, from the child's rusage."""
     code = (
         "import resource, sys; from nerva_xp.cli import main; "
@@ -405,15 +405,15 @@ def memory_report(train_rows: int) -> None:
         T = rng.integers(0, 10, X.shape[0]).astype(np.int32)
         np.savez(dataset, Xtrain=X[:train_rows], Ttrain=T[:train_rows], Xtest=X[train_rows:],
                  Ttest=T[train_rows:])  # fmt: skip
-        data_mb = X.nbytes / 2**20
-        params_mb = sum(a * b + b for a, b in pairs(SHAPES["cifar"])) * 4 / 2**20
+        data_mib = X.nbytes / 2**20
+        params_mib = sum(a * b + b for a, b in pairs(SHAPES["cifar"])) * 4 / 2**20
         del X
-        one, three = peak_rss_mb(1, dataset), peak_rss_mb(3, dataset)
-    budget = 1.3 * (data_mb + 3 * params_mb)
-    print(f"\nCIFAR-shaped run, {train_rows} training rows: dataset {data_mb:.0f} MB, "
-          f"parameters {params_mb:.0f} MB; budget 1.3 × (dataset + 3 × parameters) = "
-          f"{budget:.0f} MB")  # fmt: skip
-    print(f"peak RSS: {one:.0f} MB after 1 epoch, {three:.0f} MB after 3 epochs "
+        one, three = peak_rss_mib(1, dataset), peak_rss_mib(3, dataset)
+    budget = 1.3 * (data_mib + 3 * params_mib)
+    print(f"\nCIFAR-shaped run, {train_rows} training rows: dataset {data_mib:.0f} MiB, "
+          f"parameters {params_mib:.0f} MiB; budget 1.3 × (dataset + 3 × parameters) = "
+          f"{budget:.0f} MiB")  # fmt: skip
+    print(f"peak RSS: {one:.0f} MiB after 1 epoch, {three:.0f} MiB after 3 epochs "
           f"({one / budget:.2f} × budget)")  # fmt: skip
 
 

@@ -79,6 +79,15 @@ def test_vector_results_are_one_dimensional(device_any):
     assert tuple(mo.elements_sum(A).shape) == ()
 
 
+@pytest.mark.parametrize("layout", ["row-major", "column-major", "no rows"])
+def test_columns_sum_of_every_layout(device_any, layout):
+    """columns_sum is the product 1^T X: the same sums for a transposed view (as a layer's DZ,
+    a transposed GEMM result) and zeros for a matrix without rows."""
+    A = sample((0, 3) if layout == "no rows" else (5, 3)).astype(device_any.dtype_name)
+    X = device_any.asarray(A.T.copy()).T if layout == "column-major" else device_any.asarray(A)
+    check(device_any, mo.columns_sum(X), A.astype(np.float64).sum(axis=0))
+
+
 def test_means_divide_by_the_reduced_dimension(device_any):
     A = np.arange(12.0).reshape(4, 3)  # 4 rows, 3 columns
     X = device_any.asarray(A)
