@@ -124,7 +124,7 @@ def _bias_add_in_place(Z, b):
     return Z
 
 
-FORMULATIONS = {  # group -> {name: (function, operand shapes; None: the layer's activation)}
+FORMULATIONS = {  # group -> {name: function}
     "Relu": {"maximum(X, 0)": _relu_with_scalar, "maximum(X, zeros_like(X))": Relu},
     "columns_sum": {"sum(X, axis=0)": _columns_sum_by_sum, "ones @ X": mo.columns_sum},
     "bias add": {"Z + b": _bias_add_new, "Z += b": _bias_add_in_place},

@@ -25,7 +25,7 @@ def _mask(condition: Matrix, X: Matrix) -> Matrix:
 
 def Relu(X: Matrix) -> Matrix:
     """max(0, X), against an array of zeros: NumPy's maximum with a scalar operand takes a loop
-    about 2× slower than its array-array one (``bench/test_bench_ops.py``)."""
+    about 1.5× slower than its array-array one (``bench/test_bench_ops.py``)."""
     xp = array_namespace(X)
     return xp.maximum(X, xp.zeros_like(X))
 

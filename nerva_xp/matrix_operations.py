@@ -109,7 +109,7 @@ def row_repeat(x: Matrix, m: int) -> Matrix:
 
 def columns_sum(X: Matrix) -> Matrix:
     """1_m^T X, shape (n,), computed as that product: NumPy sums the columns of a transposed
-    (column-major) matrix about 4× slower than BLAS's matrix-vector product
+    (column-major) matrix 3–4× slower than BLAS's matrix-vector product
     (``bench/test_bench_ops.py``)."""
     xp = array_namespace(X)
     return xp.ones(X.shape[0], dtype=X.dtype, device=array_device(X)) @ X
