@@ -65,9 +65,13 @@ def make_data(sizes, device=None, seed=0):
     return X, T
 
 
+PHASES = ("feedforward", "loss gradient", "backpropagate", "optimize")
+
+
 def nerva_step(sizes, device, X, T, fold_updates=False):
-    """A closure running one nerva-xp training step per call, cycling through the batches, and
-    one running an epoch as `nerva-xp train` does."""
+    """Closures: one nerva-xp training step per call, cycling through the batches; an epoch as
+    `nerva-xp train` runs it; and the step timed by phase (``phased_step(seconds)`` adds each
+    phase's seconds, the device synchronised after it, to ``seconds[phase]``)."""
     from nerva_xp.datasets import DataLoader
     from nerva_xp.loss_functions import parse_loss_function
     from nerva_xp.multilayer_perceptron import parse_multilayer_perceptron
@@ -95,7 +99,22 @@ def nerva_step(sizes, device, X, T, fold_updates=False):
     def epoch_loop():  # what `nerva-xp train` runs per epoch: shuffled batches, finiteness check
         run_batches(M, loss, 0.001, loader, epoch=0)
 
-    return step, epoch_loop
+    def phased_step(seconds: dict[str, float]) -> None:
+        Xb, Tb = batches[next(counter) % len(batches)]
+
+        def timed(phase, function, *args):
+            start = time.perf_counter()
+            result = function(*args)
+            device.synchronize()
+            seconds[phase] += time.perf_counter() - start
+            return result
+
+        Y = timed("feedforward", M.feedforward, Xb)
+        DY = timed("loss gradient", lambda: loss.gradient(Y, Tb) / Xb.shape[0])
+        timed("backpropagate", M.backpropagate, Y, DY)
+        timed("optimize", M.optimize, 0.001)
+
+    return step, epoch_loop, phased_step
 
 
 def gemm_floor_step(sizes, device, X):
@@ -180,6 +199,14 @@ def interleaved_samples(
     return samples
 
 
+def phase_split(phased_step, steps: int) -> dict[str, float]:
+    """Seconds per step of each phase of ``steps`` phased steps."""
+    seconds = dict.fromkeys(PHASES, 0.0)
+    for _ in range(steps):
+        phased_step(seconds)
+    return {phase: total / steps for phase, total in seconds.items()}
+
+
 def paired_ratio(samples: dict, name: str, reference: str) -> float:
     """Median over rounds of name's time / reference's time in the same round: the rounds run
     back to back, so a drift of the machine's speed cancels in each ratio."""
@@ -191,7 +218,11 @@ def report(shape: str, sizes, device, results, peak, epoch_seconds, epoch_ratio,
     flops = step_flops(sizes, BATCH)
     floor, torch = results["bare GEMMs (floor)"], results.get("PyTorch (plain)")
     print(f"\nMLP {'-'.join(map(str, sizes))} ({shape}), batch {BATCH}, {device.describe()}")
-    print(f"{flops / 1e9:.2f} GFLOP per step; GEMM peak measured now: {peak:.0f} GFLOP/s")
+    print(
+        f"{flops / 1e9:.2f} GFLOP per step (6·N·Σ(in·out), the 9 GEMMs of a full step; nerva-xp "
+        "and the floor skip the first layer's DX, so their rate can exceed the peak); "
+        f"GEMM peak measured now: {peak:.0f} GFLOP/s"
+    )
     print("| implementation | ms per step | GFLOP/s | of GEMM peak | × GEMM floor | × PyTorch |")
     print("|---|---|---|---|---|---|")
     for name, seconds in results.items():
@@ -329,7 +360,7 @@ def benchmark_shape(shape: str, device, args) -> dict[str, float]:
     """Benchmark one MLP shape, print its table; returns median seconds per step by row."""
     sizes = SHAPES[shape]
     X, T = make_data(sizes)
-    step, epoch_loop = nerva_step(sizes, device, X, T)
+    step, epoch_loop, phased_step = nerva_step(sizes, device, X, T)
     args.shape_now, args.device_now = shape, device.name
     children = {
         name: BaselineChild(*chosen, args) for name, chosen in baselines(args, device).items()
@@ -354,7 +385,20 @@ def benchmark_shape(shape: str, device, args) -> dict[str, float]:
     epoch = results.pop("epoch")
     peak = gemm_peak(device)
     report(shape, sizes, device, results, peak, epoch, epoch_ratio, samples)
+    report_phases(phase_split(phased_step, args.steps * args.rounds))
     return results
+
+
+def report_phases(phases: dict[str, float]) -> None:
+    total = sum(phases.values())
+    split = ", ".join(
+        f"{phase} {seconds * 1e3:.2f} ms ({seconds / total:.0%})"
+        for phase, seconds in phases.items()
+    )
+    print(
+        f"nerva-xp step by phase (separate steps, the device synchronised after each phase; "
+        f"{total * 1e3:.2f} ms in all): {split}"
+    )
 
 
 def plot_steps(measured: dict[str, dict[str, float]], where: str, path: str) -> None:

@@ -3,6 +3,7 @@ with the benchmarks untimed (``pytest bench --benchmark-disable``)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,17 @@ def test_epoch_script_prints_the_step_table(tmp_path):
         "| bare GEMMs (floor)",
     ]
     assert "× the bare step loop" in result.stdout
+    (phases,) = [line for line in result.stdout.splitlines() if "step by phase" in line]
+    shares = re.findall(
+        r"(feedforward|loss gradient|backpropagate|optimize) [0-9.]+ ms \((\d+)%\)", phases
+    )
+    assert [name for name, _ in shares] == [
+        "feedforward",
+        "loss gradient",
+        "backpropagate",
+        "optimize",
+    ]
+    assert 98 <= sum(int(share) for _, share in shares) <= 102  # rounded percentages of one sum
 
 
 def _epoch_module():
@@ -110,3 +122,16 @@ def test_the_pytorch_child_serves_timed_rounds():
     finally:
         child.close()
     assert child.process.returncode == 0
+
+
+def test_the_phase_split_is_seconds_per_step_of_each_phase():
+    epoch = _epoch_module()
+    costs = dict(zip(epoch.PHASES, (0.004, 0.001, 0.003, 0.002), strict=True))
+
+    def phased_step(seconds):
+        for phase, cost in costs.items():
+            seconds[phase] += cost
+
+    split = epoch.phase_split(phased_step, 5)
+    assert list(split) == list(epoch.PHASES)
+    assert split == pytest.approx(costs)
