@@ -6,6 +6,8 @@ and return a 0-d value and a (K,) gradient; Capitalised ones take matrices.
 
 from __future__ import annotations
 
+from array_api_compat import array_namespace
+
 from nerva_xp import fused
 from nerva_xp.activation_functions import Sigmoid
 from nerva_xp.matrix_operations import (  # noqa: F401 (re-exported for nerva-torch users)
@@ -182,10 +184,13 @@ class LossFunction:
     def gradient(self, Y: Matrix, T: Matrix) -> Matrix:
         raise NotImplementedError
 
-    def _check(self, Y: Matrix, T: Matrix) -> None:
-        """T must have Y's shape (an (N, 1) label column or a (K,) row would broadcast)."""
+    def _targets(self, Y: Matrix, T: Matrix) -> Matrix:
+        """T in Y's dtype (an integer or bool one-hot T would otherwise promote the loss and its
+        gradient past Y's dtype, spec §5); T must have Y's shape (an (N, 1) label column or a
+        (K,) row would broadcast)."""
         if tuple(T.shape) != tuple(Y.shape):
             raise ValueError(f"{self!r}: T has shape {tuple(T.shape)}; expected {tuple(Y.shape)}")
+        return T if T.dtype == Y.dtype else array_namespace(Y).astype(T, Y.dtype)
 
     def __eq__(self, other) -> bool:
         return type(self) is type(other)
@@ -201,11 +206,11 @@ class SquaredErrorLossFunction(LossFunction):
     spec_name = "SquaredError"
 
     def __call__(self, Y, T):
-        self._check(Y, T)
+        T = self._targets(Y, T)
         return Squared_error_loss(Y, T)
 
     def gradient(self, Y, T):
-        self._check(Y, T)
+        T = self._targets(Y, T)
         return Squared_error_loss_gradient(Y, T)
 
 
@@ -213,11 +218,11 @@ class CrossEntropyLossFunction(LossFunction):
     spec_name = "CrossEntropy"
 
     def __call__(self, Y, T):
-        self._check(Y, T)
+        T = self._targets(Y, T)
         return Cross_entropy_loss(Y, T)
 
     def gradient(self, Y, T):
-        self._check(Y, T)
+        T = self._targets(Y, T)
         return Cross_entropy_loss_gradient(Y, T)
 
 
@@ -225,11 +230,11 @@ class SoftmaxCrossEntropyLossFunction(LossFunction):
     """The non-stable softmax cross-entropy; it has no spec name."""
 
     def __call__(self, Y, T):
-        self._check(Y, T)
+        T = self._targets(Y, T)
         return Softmax_cross_entropy_loss(Y, T)
 
     def gradient(self, Y, T):
-        self._check(Y, T)
+        T = self._targets(Y, T)
         return Softmax_cross_entropy_loss_gradient(Y, T)
 
     def __repr__(self) -> str:
@@ -242,11 +247,11 @@ class StableSoftmaxCrossEntropyLossFunction(LossFunction):
     spec_name = "SoftmaxCrossEntropy"
 
     def __call__(self, Y, T):
-        self._check(Y, T)
+        T = self._targets(Y, T)
         return fused.softmax_cross_entropy_loss(Y, T)
 
     def gradient(self, Y, T):
-        self._check(Y, T)
+        T = self._targets(Y, T)
         return fused.softmax_cross_entropy_gradient(Y, T)
 
 
@@ -254,11 +259,11 @@ class LogisticCrossEntropyLossFunction(LossFunction):
     spec_name = "LogisticCrossEntropy"
 
     def __call__(self, Y, T):
-        self._check(Y, T)
+        T = self._targets(Y, T)
         return Logistic_cross_entropy_loss(Y, T)
 
     def gradient(self, Y, T):
-        self._check(Y, T)
+        T = self._targets(Y, T)
         return Logistic_cross_entropy_loss_gradient(Y, T)
 
 
@@ -266,11 +271,11 @@ class NegativeLogLikelihoodLossFunction(LossFunction):
     spec_name = "NegativeLogLikelihood"
 
     def __call__(self, Y, T):
-        self._check(Y, T)
+        T = self._targets(Y, T)
         return Negative_log_likelihood_loss(Y, T)
 
     def gradient(self, Y, T):
-        self._check(Y, T)
+        T = self._targets(Y, T)
         return Negative_log_likelihood_loss_gradient(Y, T)
 
 

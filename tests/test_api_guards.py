@@ -95,11 +95,11 @@ def test_a_loader_needs_as_many_targets_as_rows():
         DataLoader(np.zeros((10, 3)), np.zeros(9, int), 4, num_classes=3)
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["SquaredError", "CrossEntropy", "LogisticCrossEntropy", "NegativeLogLikelihood",
-     "SoftmaxCrossEntropy"],
-)  # fmt: skip
+LOSS_NAMES = ["SquaredError", "CrossEntropy", "LogisticCrossEntropy", "NegativeLogLikelihood",
+              "SoftmaxCrossEntropy"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
 @pytest.mark.parametrize("shape", [(4, 1), (1, 3), (3,)])
 def test_a_loss_refuses_targets_that_would_broadcast(name, shape):
     from nerva_xp.loss_functions import parse_loss_function
@@ -109,3 +109,25 @@ def test_a_loss_refuses_targets_that_would_broadcast(name, shape):
     for method in (loss, loss.gradient):
         with pytest.raises(ValueError, match=r"T has shape .*; expected \(4, 3\)"):
             method(Y, np.ones(shape, np.float32))
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+@pytest.mark.parametrize("backend", ["cpu", "strict"])
+@pytest.mark.parametrize("target_dtype", ["int64", "bool", "float64"])
+def test_a_loss_keeps_the_dtype_of_Y_whatever_the_dtype_of_T(name, backend, target_dtype):
+    """Spec §5: the value is a 0-d array in Y's dtype; an integer or bool one-hot T is taken as
+    Y's dtype, not promoted with it (on NumPy int64 with float32 gave float64; strict refused)."""
+    from nerva_xp.device import select_device, to_numpy
+    from nerva_xp.loss_functions import parse_loss_function
+
+    device = select_device(backend, "float32")
+    xp = device.xp
+    loss = parse_loss_function(name)
+    Y = device.asarray(np.array([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]]))
+    labels = np.array([[0, 1, 0], [1, 0, 0]])
+    T = xp.asarray(labels.astype(target_dtype), device=Y.device)
+    as_float = device.asarray(labels)
+    assert loss(Y, T).dtype == xp.float32
+    assert loss.gradient(Y, T).dtype == xp.float32
+    assert float(loss(Y, T)) == float(loss(Y, as_float))
+    assert np.array_equal(to_numpy(loss.gradient(Y, T)), to_numpy(loss.gradient(Y, as_float)))
