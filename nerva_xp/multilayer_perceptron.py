@@ -7,6 +7,8 @@ gamma{j}, beta{j}.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 
 from array_api_compat import array_namespace
@@ -26,6 +28,15 @@ from nerva_xp.optimizers import parse_optimizer
 from nerva_xp.spec_strings import SpecError
 from nerva_xp.utilities import load_dict_from_npz, pp
 from nerva_xp.weight_initializers import parse_weight_initializer
+
+
+@functools.cache
+def _can_skip_DX(layer_class: type) -> bool:
+    """Whether the class's backpropagate takes ``skip_DX`` (the built-in linear and
+    batch-normalization layers do; a subclass overriding it with (Y, DY) does not)."""
+    if not issubclass(layer_class, (LinearLayer, BatchNormalizationLayer)):
+        return False
+    return "skip_DX" in inspect.signature(layer_class.backpropagate).parameters
 
 
 class MultilayerPerceptron:
@@ -52,10 +63,11 @@ class MultilayerPerceptron:
         return X
 
     def backpropagate(self, Y: Matrix, DY: Matrix) -> None:
-        """Each layer's backward, last to first; the first layer's DX is not computed."""
+        """Each layer's backward, last to first; the first layer's DX is not computed where its
+        backpropagate can skip it (a user subclass may define the plain (Y, DY) form)."""
         for index in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[index]
-            if index == 0 and isinstance(layer, (LinearLayer, BatchNormalizationLayer)):
+            if index == 0 and _can_skip_DX(type(layer)):
                 layer.backpropagate(Y, DY, skip_DX=True)
             else:
                 layer.backpropagate(Y, DY)

@@ -196,6 +196,43 @@ def test_manual_construction_of_the_manual_trains_the_layer_arrays():
     np.testing.assert_allclose(host(W), W_before - 0.1 * host(layer1.DW), rtol=1e-6)
 
 
+class PlainLinearLayer(LinearLayer):
+    """A user subclass with backpropagate as the spec writes it, (Y, DY) only (spec §6.1)."""
+
+    def backpropagate(self, Y, DY):
+        super().backpropagate(Y, DY)
+
+
+class PlainBatchNormalizationLayer(BatchNormalizationLayer):
+    def backpropagate(self, Y, DY):
+        super().backpropagate(Y, DY)
+
+
+@pytest.mark.parametrize("first", ["linear", "batch normalization"])
+def test_a_first_layer_whose_backpropagate_takes_only_Y_and_DY_is_backpropagated(first):
+    """The model skips the first layer's DX only where that layer's backpropagate can; a
+    subclass with the plain (Y, DY) form gets the call the spec describes and computes DX."""
+    rng = np.random.default_rng(0)
+    head = PlainLinearLayer(6, 5) if first == "linear" else PlainBatchNormalizationLayer(6)
+    built_in = LinearLayer(6, 5) if first == "linear" else BatchNormalizationLayer(6)
+    last = LinearLayer(head.output_size(), 3)
+    last.set_weights("XavierNormal", rng=np.random.default_rng(1))
+    X = rng.standard_normal((4, 6)).astype(np.float32)
+    gradients = []
+    for layer in (head, built_in):
+        if first == "linear":
+            layer.set_weights("XavierNormal", rng=np.random.default_rng(2))
+        M = MultilayerPerceptron()
+        M.layers = [layer, last]
+        Y = M.feedforward(X)
+        M.backpropagate(Y, Y - 1)
+        gradients.append([host(D).copy() for _, _, D in layer.named_parameters()])
+    assert host(head.DX).shape == X.shape  # the plain form computes DX
+    assert built_in.DX is None  # the built-in layer skips it
+    for plain, skipped in zip(*gradients, strict=True):
+        np.testing.assert_array_equal(plain, skipped)
+
+
 def test_user_writes_into_parameters_are_trained():
     layer = LinearLayer(2, 2)
     layer.set_optimizer("GradientDescent")
