@@ -141,7 +141,9 @@ class _AlphaActivation(ActivationFunction):
 
 
 class LeakyReLUActivation(_AlphaActivation):
-    """max(X, αX); the usual leaky ReLU only for α ≤ 1 (spec §4)."""
+    """max(X, αX), derivative 1 where X > 0 else α, both as Nerva has them (spec §4). For α ≤ 1
+    this is the usual leaky ReLU; for α > 1 the value is αX where X > 0 while the derivative
+    stays 1 there, so the two do not match."""
 
     spec_name = "LeakyReLU"
 
