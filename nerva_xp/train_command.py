@@ -128,11 +128,39 @@ def _check_specs(args) -> TrainPlan:
     return TrainPlan(layers, sizes, optimizers, initializers, learning_rate, loss)
 
 
+def _check_given_specs(args) -> None:
+    """Each spec string present in args parses. With --resume this runs before the checkpoint
+    is read (spec §14.1 step 1); counts and required options are checked once the checkpoint's
+    options are merged in."""
+    dtype = args.dtype or "float32"
+    lists = {
+        "--layers": lambda text: parse_layer(text, dtype),
+        "--optimizers": parse_optimizer,
+        "--layer-weights": parse_weight_initializer,
+    }
+    singles = {"--learning-rate": parse_learning_rate, "--loss": parse_loss_function}
+    for option, parse in {**lists, **singles}.items():
+        value = _given_path(args, option)
+        if value is None:
+            continue
+        with _option(option):
+            for text in _list(option, value) if option in lists else [value]:
+                parse(text)
+
+
+_INPUTS = ("--load-dataset", "--load-weights", "--resume")
 _NPZ_OUTPUTS = ("--save-weights", "--save-initial-weights", "--save-dataset", "--checkpoint")
 
 
+def _check_input_names(args) -> None:
+    """An input option given an empty value is an error, not the option left out."""
+    for option in _INPUTS:
+        if _given_path(args, option) == "":
+            raise UsageError(f'{option}: "" names no file; expected a file name')
+
+
 def _given_path(args, option: str) -> str | None:
-    """The path given for ``option`` (e.g. ``--save-weights``), as typed."""
+    """The value given for ``option`` (e.g. the path of ``--save-weights``), as typed."""
     return getattr(args, option[2:].replace("-", "_"))
 
 
@@ -365,6 +393,10 @@ def _after_training(args, M, rows) -> None:
 
 def run_train(args) -> int:
     """The whole ``train`` command; returns the exit code (errors are raised)."""
+    _check_input_names(args)
+    if args.resume:  # step 1 for the options given, before the checkpoint is read
+        _check_given_specs(args)
+        _check_outputs(args)
     args, checkpoint = _resume(args)
     plan = _check_specs(args)
     _check_outputs(args)

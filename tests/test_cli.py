@@ -551,3 +551,29 @@ def test_fold_updates_folds_every_linear_layer_and_trains_alike(dataset, monkeyp
     assert [row[:-1] for row in rows] == [
         row[:-1] for row in table_rows(small_run(dataset, *options).stdout)
     ]
+
+
+@pytest.mark.parametrize("option", ["--load-dataset", "--load-weights", "--resume"])
+def test_an_empty_input_name_is_a_usage_error_not_the_option_left_out(tmp_path, option):
+    """An empty value (say, an unset shell variable) trained from scratch without a word."""
+    result = nerva_xp("train", "--epochs=1", f"{option}=", "--save-weights=w.npz", cwd=tmp_path)
+    assert_one_line_error(result, 2, f'{option}: "" names no file; expected a file name')
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("--loss=Foo", '--loss: invalid loss function "Foo"'),
+        ("--layers=ReLU;Foo", '--layers: invalid layer "Foo"'),
+        (
+            "--save-weights=/nonexistent-folder/w.npz",
+            '--save-weights: folder "/nonexistent-folder"',
+        ),
+    ],
+)
+def test_resume_checks_the_options_given_before_reading_the_checkpoint(tmp_path, option, message):
+    """Spec §14.1 step 1: a usage error stops the run before any file is read, so it is not
+    hidden behind the missing checkpoint's data error (exit 1)."""
+    result = nerva_xp("train", "--resume=missing.npz", option, cwd=tmp_path)
+    assert_one_line_error(result, 2, message)
