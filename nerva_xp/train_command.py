@@ -363,12 +363,18 @@ def _build_network(plan: TrainPlan, device, rng):
 
 
 def _restore(args, M, rng, checkpoint) -> list[EpochStatistics]:
-    """Resume: the checkpoint's state into M and rng; returns the rows before its last epoch."""
+    """Resume: the checkpoint's state into M and rng; returns its rows up to its last epoch."""
     if checkpoint is None:
         return []
     restore(args.resume, M, rng, checkpoint)
     print(f"Resuming from checkpoint {args.resume} after epoch {checkpoint.epoch}")
-    return [EpochStatistics(*row) for row in checkpoint.rows[: checkpoint.epoch]]
+    return [EpochStatistics(*row) for row in checkpoint.rows[: checkpoint.epoch + 1]]
+
+
+def _joined(previous_rows: list, rows: list) -> list:
+    """The rows of the whole run: a resumed run's first row restates the checkpoint's last epoch
+    with no training time, so the stored row, with its time, stays in its place."""
+    return previous_rows + rows[1:] if previous_rows else rows
 
 
 def _before_training(args, M, data, device) -> None:
@@ -418,7 +424,7 @@ def run_train(args) -> int:
 
     def after_epoch(epochs_done: int, rows) -> None:
         if args.checkpoint:
-            all_rows = previous_rows + rows
+            all_rows = _joined(previous_rows, rows)
             save_checkpoint(
                 args.checkpoint, M, epochs_done, plan.learning_rate, rng, options, all_rows
             )
@@ -432,8 +438,8 @@ def run_train(args) -> int:
     with np.errstate(all="ignore"):  # non-finite values are detected and reported (spec §12.2)
         rows = stochastic_gradient_descent(
             M, args.epochs, plan.loss, plan.learning_rate, train_loader, test_loader,
-            progress=ProgressBar(args.epochs), first_epoch=len(previous_rows),
+            progress=ProgressBar(args.epochs), first_epoch=max(len(previous_rows) - 1, 0),
             after_epoch=after_epoch,
         )  # fmt: skip
-    _after_training(args, M, previous_rows + rows)
+    _after_training(args, M, _joined(previous_rows, rows))
     return 0

@@ -204,3 +204,16 @@ def test_damaged_checkpoint_is_a_data_error(work):
     result = nerva_xp("--resume=bad.npz", cwd=work)
     assert result.returncode == 1
     assert result.stderr.startswith('nerva-xp: error: cannot read checkpoint file "bad.npz"')
+
+
+def test_a_resumed_run_keeps_the_stored_rows_with_their_times(work):
+    """The resumed run's first row restates the checkpoint's epoch with no training time; the
+    metrics and the checkpoint keep the stored row (its time was replaced by 0.0)."""
+    run(work, "--epochs=2", "--checkpoint=ck.npz", "--metrics=first.jsonl")
+    run(work, "--resume=ck.npz", "--epochs=3", "--checkpoint=ck2.npz", "--metrics=resumed.jsonl")
+    first = (work / "first.jsonl").read_text().splitlines()
+    resumed = (work / "resumed.jsonl").read_text().splitlines()
+    assert resumed[:3] == first and json.loads(first[2])["seconds"] > 0
+    assert [json.loads(line)["epoch"] for line in resumed] == [0, 1, 2, 3]
+    run(work, "--resume=ck2.npz", "--epochs=3", "--metrics=again.jsonl")  # nothing to train
+    assert (work / "again.jsonl").read_text().splitlines() == resumed
