@@ -88,24 +88,37 @@ def print_batch_debug_info(epoch: int, k: int, M: MultilayerPerceptron, X, Y, DY
     pp("DY", DY)
 
 
+def _batches_in_file_order(loader):
+    """The loader's batches in file order; a loader of another kind (the manual's PyTorch-style
+    loaders: iterable, with ``dataset_size``) is iterated as it is."""
+    in_file_order = getattr(loader, "in_file_order", None)
+    return in_file_order() if in_file_order is not None else iter(loader)
+
+
+def _dataset_size(loader) -> int:
+    """N: ``loader.dataset_size``, or the length of a PyTorch-style loader's ``dataset``."""
+    size = getattr(loader, "dataset_size", None)
+    return size if size is not None else len(loader.dataset)
+
+
 def compute_loss(M: MultilayerPerceptron, loader: DataLoader, loss: LossFunction) -> float:
     """(Σ over the batches of loss(M.feedforward(X), T)) / dataset_size, in file order."""
     total = None
-    for X, T in loader.in_file_order():
+    for X, T in _batches_in_file_order(loader):
         value = loss(M.feedforward(X), T)
         total = value if total is None else total + value
-    return 0.0 if total is None else float(total) / loader.dataset_size
+    return 0.0 if total is None else float(total) / _dataset_size(loader)
 
 
 def compute_accuracy(M: MultilayerPerceptron, loader: DataLoader) -> float:
     """The fraction of rows where argmax(Y) = argmax(T), in file order (ties: first maximum)."""
     correct = None
-    for X, T in loader.in_file_order():
+    for X, T in _batches_in_file_order(loader):
         Y = M.feedforward(X)
         xp = array_namespace(Y)
         hits = xp.sum(xp.astype(xp.argmax(Y, axis=1) == xp.argmax(T, axis=1), xp.int64))
         correct = hits if correct is None else correct + hits
-    return 0.0 if correct is None else int(correct) / loader.dataset_size
+    return 0.0 if correct is None else int(correct) / _dataset_size(loader)
 
 
 def compute_statistics(
@@ -208,7 +221,7 @@ def stochastic_gradient_descent(
         lr = learning_rate_at(learning_rate, epoch)
         batches = train_loader if progress is None else progress(train_loader, epoch)
         train_epoch(M, loss, lr, batches, epoch)
-        train_loader.device.synchronize()
+        (getattr(train_loader, "device", None) or model_device(M)).synchronize()
         seconds = timer.seconds()
         training_time += seconds
         rows.append(compute_statistics(M, lr, loss, train_loader, test_loader, epoch + 1, seconds))

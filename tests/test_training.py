@@ -203,3 +203,44 @@ def test_default_architecture_learns_the_embedded_digits(seed, capsys):
         train, test,
     )  # fmt: skip
     assert rows[-1].test_accuracy >= 0.97
+
+
+class ForeignLoader:
+    """A PyTorch-style loader (the manual's): iterable batches of (X, one-hot T), ``len``, and
+    ``dataset_size`` or only a ``dataset``; no ``in_file_order``, no ``device``."""
+
+    def __init__(self, X, T, batch_size, with_size=True):
+        self.batches = [(X[i : i + batch_size], T[i : i + batch_size]) for i in
+                        range(0, X.shape[0], batch_size)]  # fmt: skip
+        self.dataset = list(range(X.shape[0]))
+        if with_size:
+            self.dataset_size = X.shape[0]
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self):
+        return len(self.batches)
+
+
+@pytest.mark.parametrize("with_size", [True, False])
+def test_sgd_takes_a_pytorch_style_loader(capsys, with_size):
+    """The manual's stochastic_gradient_descent accepts PyTorch-style loaders; their batches
+    give the same table as nerva-xp's DataLoader over the same batches in file order."""
+    Xtrain, Ttrain, Xtest, Ttest = load_embedded_dataset()
+    Xtrain, Ttrain, Xtest, Ttest = Xtrain[:200], Ttrain[:200], Xtest[:50], Ttest[:50]
+    rows = []
+    for foreign in (True, False):
+        M = parse_multilayer_perceptron(["ReLU", "Linear"], [64, 16, 10], ["Momentum(0.9)"],
+                                        ["XavierNormal"], rng=np.random.default_rng(0))  # fmt: skip
+        loss = parse_loss_function("SoftmaxCrossEntropy")
+        if foreign:
+            one_hot = [np.eye(10, dtype=np.float32)[T] for T in (Ttrain, Ttest)]
+            loaders = (ForeignLoader(Xtrain, one_hot[0], 32, with_size),
+                       ForeignLoader(Xtest, one_hot[1], 32, with_size))  # fmt: skip
+        else:
+            loaders = (DataLoader(Xtrain, Ttrain, 32, 10), DataLoader(Xtest, Ttest, 32, 10))
+        lr = parse_learning_rate("Constant(0.1)")
+        rows.append(stochastic_gradient_descent(M, 2, loss, lr, *loaders))
+    strip = [[row[:-1] for row in run] for run in rows]  # the time column differs
+    assert strip[0] == strip[1] and len(strip[0]) == 3
