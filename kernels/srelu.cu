@@ -22,7 +22,7 @@ template <typename F>
 __device__ void nerva_xp_srelu_backward(F z, F dy, F al, F tl, F ar, F tr,
                                         F& dz, F& g_al, F& g_tl, F& g_ar, F& g_tr) {
     const bool left = z <= tl;
-    const bool right = !left && z >= tr;
+    const bool right = z > tl && z >= tr;  // not !left: a NaN tl makes both false
     dz = dy * nerva_xp_srelu_derivative(z, al, tl, ar, tr);
     g_al = left ? dy * (z - tl) : F(0);
     g_tl = left ? dy * (F(1) - al) : F(0);

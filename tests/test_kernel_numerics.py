@@ -101,6 +101,8 @@ def srelu_case(case: str, dtype):
         x = np.array([0.2, 1.0, 0.3, 0.5], dtype=dtype)
     elif case == "tl == tr":
         x = np.array([0.2, 0.7, 0.3, 0.7], dtype=dtype)
+    elif case == "tl is NaN":  # no left or right terms, as the reference (spec §1.7)
+        x = np.array([0.2, np.nan, 0.3, 0.5], dtype=dtype)
     tl, tr = x[1], x[3]
     Z = {
         "random": lambda: 2 * rng.standard_normal((6, 5)),
@@ -110,6 +112,7 @@ def srelu_case(case: str, dtype):
         ],
         "tl >= tr": lambda: [[tl, tr, (tl + tr) / 2, -2], [2, tl + 1, tr - 1, 0]],
         "tl == tr": lambda: [[tl, np.nextafter(tl, -9), np.nextafter(tl, 9), 0]],
+        "tl is NaN": lambda: [[-2, 0, 0.4, 0.5], [0.6, 3, -0.1, 1]],
         "one row": lambda: rng.standard_normal((1, 7)),
         "large": lambda: [[1e4, -1e4, 3e4], [-3e4, 0, 1e3]],
     }[case]()
@@ -117,7 +120,7 @@ def srelu_case(case: str, dtype):
     return Z, rng.standard_normal(Z.shape).astype(dtype), x
 
 
-SRELU_CASES = ["random", "thresholds", "tl >= tr", "tl == tr", "one row", "large"]
+SRELU_CASES = ["random", "thresholds", "tl >= tr", "tl == tr", "tl is NaN", "one row", "large"]
 
 
 def softmax_case(case: str, dtype):
