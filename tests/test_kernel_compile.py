@@ -49,6 +49,19 @@ CALLS = {
     "nerva_xp_batch_norm_backward": ((N, D), (N, D), (D,), (D,), (D,), (D,), None),
 }
 
+# The same calls with the layouts the layers pass: their (N, D) matrices are transposed GEMM
+# results ((W X^T)^T, (W^T DZ^T)^T: Fortran-contiguous), except the targets T of the loader.
+# Such calls do not collapse to 1-D, so CuPy compiles other kernel variants (2-D, strided).
+TRANSPOSED = np.empty((D, N)).T
+LAYER_CALLS = {
+    name: tuple(
+        TRANSPOSED if shape == (N, D) and not (name.startswith("nerva_xp_softmax") and i == 1)
+        else shape
+        for i, shape in enumerate(shapes)
+    )
+    for name, shapes in CALLS.items()
+}  # fmt: skip
+
 
 # ---- CuPy's generated source ----
 
@@ -69,32 +82,38 @@ def _array_info(dtype, ndim: int, c_contiguous: bool):
     return _kernel._ArgInfo(ARG_KIND_NDARRAY, cupy.ndarray, dtype, ndim, c_contiguous, True)
 
 
-def _contiguous_view(shape: tuple, full: tuple) -> bool:
-    """Whether a C-contiguous array of shape, broadcast to full, is C-contiguous (as in CuPy)."""
-    return np.broadcast_to(np.empty(shape), full).flags.c_contiguous
+def _layout(arg):
+    """An array with the argument's layout: a shape stands for a C-contiguous array."""
+    return arg if arg is None or isinstance(arg, np.ndarray) else np.empty(arg)
 
 
-def arginfos(kern, dtype: str, shapes: tuple) -> tuple:
-    """(arginfos, type map) as ElementwiseKernel.__call__ computes them for small C-contiguous
-    arrays of these shapes (None: a Python float): it broadcasts the non-raw arrays, collapses
-    them to 1-D when all are then contiguous (_reduce_dims; a 2-D broadcast stays 2-D), and gives
-    scalars the dtype of their parameter."""
-    in_dtypes = tuple(None if s is None else np.dtype(dtype) for s in shapes)
+def _contiguous_view(array: np.ndarray, full: tuple) -> bool:
+    """Whether array, broadcast to full, is C-contiguous (as in CuPy)."""
+    return np.broadcast_to(array, full).flags.c_contiguous
+
+
+def arginfos(kern, dtype: str, args: tuple) -> tuple:
+    """(arginfos, type map) as ElementwiseKernel.__call__ computes them for small arrays of these
+    shapes or layouts (None: a Python float): it broadcasts the non-raw arrays, collapses them to
+    1-D when all are then C-contiguous (_reduce_dims; a 2-D broadcast or a transposed matrix
+    stays 2-D), and gives scalars the dtype of their parameter."""
+    arrays = [_layout(arg) for arg in args]
+    in_dtypes = tuple(None if a is None else np.dtype(dtype) for a in arrays)
     in_types, out_types, type_map = kern._decide_params_type(in_dtypes, ())
     broadcast = [
-        s for p, s in zip(kern.in_params, shapes, strict=True) if s is not None and not p.raw
+        a for p, a in zip(kern.in_params, arrays, strict=True) if a is not None and not p.raw
     ]
-    full = np.broadcast_shapes(*broadcast)
+    full = np.broadcast_shapes(*(a.shape for a in broadcast))
     assert len(full) <= 2, "the model of _reduce_dims covers 1-D and 2-D calls only"
-    ndim = 1 if all(_contiguous_view(s, full) for s in broadcast) else len(full)
+    ndim = 1 if all(_contiguous_view(a, full) for a in broadcast) else len(full)
     infos = []
-    for p, s, t in zip(kern.in_params, shapes, in_types, strict=True):
-        if s is None:
+    for p, a, t in zip(kern.in_params, arrays, in_types, strict=True):
+        if a is None:
             infos.append(_kernel._ArgInfo(ARG_KIND_SCALAR, _scalar.CScalar, t, 0, True, True))
         elif p.raw:
-            infos.append(_array_info(t, len(s), True))
+            infos.append(_array_info(t, a.ndim, a.flags.c_contiguous))
         else:
-            infos.append(_array_info(t, ndim, _contiguous_view(s, full)))
+            infos.append(_array_info(t, ndim, _contiguous_view(a, full)))
     infos += [_array_info(t, ndim, True) for t in out_types]
     infos.append(_kernel._ArgInfo(ARG_KIND_INDEXER, _carray.Indexer, None, ndim, True, True))
     return tuple(infos), type_map
@@ -207,7 +226,17 @@ def test_generated_source_has_cupys_kernel_signature():
 
 
 def test_every_kernel_has_a_call_layout():
-    assert set(CALLS) == set(KERNELS)
+    assert set(CALLS) == set(KERNELS) == set(LAYER_CALLS)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(KERNELS))
+def test_kernel_compiles_for_the_layouts_the_layers_pass(name, dtype):
+    """The 2-D strided variants CuPy builds for transposed Z, Y and DY compile too."""
+    source = generated_source(KERNELS[name], dtype, LAYER_CALLS[name])
+    real = "float" if dtype == "float32" else "double"
+    assert f"CArray<{real}, 2, 0, 1>" in source  # a 2-D, non-C-contiguous argument
+    check_ptx(nvrtc_ptx(source, name, 90), name, dtype)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
