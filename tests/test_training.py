@@ -139,6 +139,31 @@ def test_non_finite_gradient_stops_with_the_epoch_and_batch(capsys):
     assert "    1 |" not in capsys.readouterr().out
 
 
+def test_a_device_backend_checks_finiteness_once_per_epoch(capsys):
+    """Off the host (here array-api-strict, standing in for CuPy) the batches fold a device flag
+    that is read once at the end of the epoch; a non-finite gradient in a later batch still
+    stops the run, reported at the epoch's first batch (spec §12.2)."""
+    strict = select_device("strict", "float32")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 4))
+    X[20, 1] = np.inf  # in the third batch of 8, file order
+    T = rng.integers(0, 3, 40)
+    loss, lr = parse_loss_function("SoftmaxCrossEntropy"), parse_learning_rate("Constant(0.1)")
+
+    def train(X):
+        M = parse_multilayer_perceptron(["ReLU", "Linear"], [4, 8, 3], ["GradientDescent"],
+                                        ["XavierNormal"], device=strict, rng=rng)  # fmt: skip
+        loader = DataLoader(X, T, 8, 3, device=strict)
+        return stochastic_gradient_descent(M, 2, loss, lr, loader, loader)
+
+    with pytest.raises(NonFiniteGradientError) as error, np.errstate(all="ignore"):
+        train(X)
+    assert str(error.value) == "training: non-finite loss gradient in epoch 0 (first at batch 0)"
+    assert "    1 |" not in capsys.readouterr().out
+    X[20, 1] = 0.0
+    assert len(train(X)) == 3
+
+
 def test_plain_sgd_drops_the_remainder():
     M, _, _, _ = small_problem()
     calls = []
