@@ -133,7 +133,9 @@ def _add_inspect(commands) -> None:
 
 
 def _add_prepare_data(commands) -> None:
-    prepare = commands.add_parser("prepare-data", help="convert MNIST or CIFAR-10 to NPZ")
+    prepare = commands.add_parser(
+        "prepare-data", help="convert MNIST or CIFAR-10 to NPZ, or write the embedded digits"
+    )
     prepare.add_argument("--dataset", required=True, choices=["mnist", "cifar10", "digits"])
     prepare.add_argument("--download", action="store_true", help="fetch missing source files")
     prepare.add_argument("--data-dir", default=".", help="folder of sources and outputs")
