@@ -31,7 +31,7 @@ from nerva_xp.datasets import (
     load_npz_dataset,
     make_dataloaders,
 )
-from nerva_xp.device import DeviceError, select_device
+from nerva_xp.device import DeviceError, select_device, to_numpy
 from nerva_xp.errors import describe_error
 from nerva_xp.layers import parse_layer
 from nerva_xp.learning_rate import parse_learning_rate
@@ -362,6 +362,19 @@ def _build_network(plan: TrainPlan, device, rng):
         ) from None
 
 
+def _check_initial_weights(args, plan: TrainPlan, M) -> None:
+    """Initial weights drawn beyond the run's dtype (e.g. Normal(0,1e39) in float32 gives ±inf)
+    are refused before anything is written, unless --load-weights or --resume replaces them."""
+    if args.load_weights or args.resume:
+        return
+    for index, layer in enumerate(M.linear_layers()):
+        if not np.all(np.isfinite(to_numpy(layer.W))):
+            raise UsageError(
+                f"--layer-weights: {plan.initializers[index]} draws weights beyond the "
+                f"{layer.W.dtype} range for linear layer {index + 1} (they became infinite)"
+            )
+
+
 def _restore(args, M, rng, checkpoint) -> list[EpochStatistics]:
     """Resume: the checkpoint's state into M and rng; returns its rows up to its last epoch."""
     if checkpoint is None:
@@ -418,6 +431,7 @@ def run_train(args) -> int:
     _check_widths(args, plan, data)
     _check_range(args, data, device)
     M = _build_network(plan, device, rng)
+    _check_initial_weights(args, plan, M)
     M.set_weight_update_folding(args.fold_updates)
     previous_rows = _restore(args, M, rng, checkpoint)
     options = _stored_options(args, seed)

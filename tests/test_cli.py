@@ -389,9 +389,25 @@ def test_learning_rates_without_a_finite_value_stop_with_one_line(
     assert not (tmp_path / "w.npz").exists()
 
 
-def test_weights_beyond_the_float32_range_warn_nothing(dataset):
-    result = small_run(dataset, "--layer-weights=Normal(0,1e308)")
-    assert_one_line_error(result, 1, "training: non-finite loss gradient in epoch 0")
+@pytest.mark.parametrize(
+    "initializer", ["Normal(0,1e308)", "Normal(0,1e39)", "Uniform(1e38,3.5e38)"]
+)
+def test_initial_weights_beyond_the_dtype_are_refused_before_anything_is_written(
+    tmp_path, dataset, initializer
+):
+    """Drawn in float64 and rounded to float32 they became ±inf: the run trained, failed, and
+    --save-initial-weights had written a file that --load-weights refuses."""
+    saved = tmp_path / "init.npz"
+    result = small_run(dataset, f"--layer-weights={initializer}", f"--save-initial-weights={saved}")
+    message = f"--layer-weights: {initializer} draws weights beyond the float32 range for linear"
+    assert_one_line_error(result, 2, message)
+    assert not saved.exists()
+    in_float64 = small_run(dataset, f"--layer-weights={initializer}", "--dtype=float64",
+                           "--epochs=0", "--seed=1")  # fmt: skip
+    if "1e308" in initializer:  # beyond float64 too
+        assert_one_line_error(in_float64, 2, "beyond the float64 range for linear layer 1")
+    else:
+        assert in_float64.returncode == 0, in_float64.stderr
 
 
 def test_debug_shows_batches_and_the_traceback_behind_errors(dataset):
