@@ -7,10 +7,12 @@ temporary file in the target folder, then ``os.replace``: a file is either compl
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import stat
+import warnings
 import zipfile
 
 import numpy as np
@@ -42,11 +44,21 @@ def _read_magic(path: str, fail) -> bytes:
     raise AssertionError("unreachable")
 
 
+@contextlib.contextmanager
+def _python2_headers_read_quietly():
+    """NumPy reads a header written by Python 2 (shapes like (20L, 4L)) but warns, with its own
+    source lines, on stderr; the array is read correctly, so the warning is not shown."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*created on Python 2", category=UserWarning)
+        yield
+
+
 def _read_member(data, key: str, fail) -> np.ndarray:
     """One member's array; anything wrong with it (corrupt, truncated, encrypted, unsupported
     compression, a malformed header) is a one-line DataError, never another exception."""
     try:
-        value = data[key]
+        with _python2_headers_read_quietly():
+            value = data[key]
     except ValueError as error:
         if "pickle" in str(error):
             fail(f'key "{key}" holds an object array; nerva-xp never unpickles')
@@ -74,7 +86,7 @@ def _declared_shape(member):
 def _check_member(archive, info, fail) -> None:
     key = info.filename.removesuffix(".npy")
     try:
-        with archive.open(info) as member:
+        with archive.open(info) as member, _python2_headers_read_quietly():
             declared = _declared_shape(member)
             position = member.tell()
     except Exception as error:

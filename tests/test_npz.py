@@ -160,3 +160,26 @@ def test_no_module_ever_allows_pickles():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.keyword) and node.arg == "allow_pickle":
                 assert isinstance(node.value, ast.Constant) and node.value.value is False
+
+
+def python2_npy(array: np.ndarray) -> bytes:
+    """A .npy member as NumPy under Python 2 wrote it: header shapes like (20L, 4L)."""
+    dims = ", ".join(f"{n}L" for n in array.shape) + ("," if array.ndim == 1 else "")
+    header = f"{{'descr': '{array.dtype.str}', 'fortran_order': False, 'shape': ({dims}), }}"
+    header = header.encode("latin1")
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + array.tobytes()
+
+
+def test_python2_files_are_read_without_numpys_warning(tmp_path, recwarn):
+    """NumPy parses these headers but warns with its own source lines (they reached stderr)."""
+    arrays = {"W1": np.arange(6, dtype=np.float32).reshape(2, 3), "b1": np.ones(2, np.float32)}
+    path = tmp_path / "old.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, array in arrays.items():
+            archive.writestr(f"{key}.npy", python2_npy(array))
+    loaded = load_dict_from_npz(path)
+    assert list(loaded) == list(arrays)
+    for key, array in arrays.items():
+        np.testing.assert_array_equal(loaded[key], array)
+    assert [str(w.message) for w in recwarn] == []
