@@ -146,7 +146,11 @@ def _run_prepare_data(args) -> int:
     from nerva_xp.atomic_files import accepts_new_files
     from nerva_xp.prepare_data import prepare_data
 
+    if args.data_dir == "":  # not "." by accident (say, an unset shell variable)
+        raise UsageError('--data-dir: "" names no folder; expected a folder name')
     folder = os.path.abspath(args.data_dir)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UsageError(f'--data-dir: "{folder}" is not a folder')
     if not os.path.isdir(folder):
         raise UsageError(f'--data-dir: folder "{folder}" does not exist')
     if not accepts_new_files(folder):

@@ -103,15 +103,18 @@ def _scale(X: np.ndarray) -> np.ndarray:
 # --- MNIST ---------------------------------------------------------------------------------------
 
 
-def _check_mnist_part(X: np.ndarray, T: np.ndarray, path: str, part: str) -> None:
+def _check_mnist_part(X: np.ndarray, T: np.ndarray, part: str, path: str, labels_path=None):
+    """X (n, 28, 28) uint8 and T (n,) labels in [0, 10); an error names the file at fault (the
+    labels have their own file in the IDX format)."""
+    labels_path = path if labels_path is None else labels_path
     if X.ndim != 3 or X.shape[1:] != (28, 28) or X.dtype != np.uint8:
         reason = f"x_{part} is {X.dtype} {X.shape}; expected uint8 (n, 28, 28)"
         raise _error("MNIST", path, reason)
     if T.shape != (X.shape[0],) or T.dtype.kind not in "iu":
         reason = f"y_{part} is {T.dtype} {T.shape}; expected {X.shape[0]} integer labels"
-        raise _error("MNIST", path, reason)
+        raise _error("MNIST", labels_path, reason)
     if T.size and (T.min() < 0 or T.max() >= NUM_CLASSES):
-        raise _error("MNIST", path, f"y_{part} holds labels outside [0, {NUM_CLASSES})")
+        raise _error("MNIST", labels_path, f"y_{part} holds labels outside [0, {NUM_CLASSES})")
 
 
 def load_mnist_npz(path: str) -> dict[str, np.ndarray]:
@@ -119,7 +122,7 @@ def load_mnist_npz(path: str) -> dict[str, np.ndarray]:
     required = ("x_train", "y_train", "x_test", "y_test")
     data = load_dict_from_npz(path, required=required, kind="MNIST", keys=required)
     for part in ("train", "test"):
-        _check_mnist_part(data[f"x_{part}"], data[f"y_{part}"], path, part)
+        _check_mnist_part(data[f"x_{part}"], data[f"y_{part}"], part, path)
     return data
 
 
@@ -172,7 +175,7 @@ def load_mnist_idx(paths: list[str]) -> dict[str, np.ndarray]:
         if T.shape[0] != X.shape[0]:
             reason = f'{T.shape[0]} labels for {X.shape[0]} images in "{images}"'
             raise _error("MNIST", labels, reason)
-        _check_mnist_part(X, T, images, part)
+        _check_mnist_part(X, T, part, images, labels)
         data[f"x_{part}"], data[f"y_{part}"] = X, T
     return data
 

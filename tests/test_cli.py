@@ -458,6 +458,12 @@ def test_prepare_data_needs_an_existing_data_dir(tmp_path):
     result = nerva_xp("prepare-data", "--dataset=digits", f"--data-dir={tmp_path / 'none'}")
     assert_one_line_error(result, 2, f'--data-dir: folder "{tmp_path / "none"}" does not exist')
     assert result.stdout == "" and list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("")
+    result = nerva_xp("prepare-data", "--dataset=digits", f"--data-dir={tmp_path / 'file'}")
+    assert_one_line_error(result, 2, f'--data-dir: "{tmp_path / "file"}" is not a folder')
+    result = nerva_xp("prepare-data", "--dataset=digits", "--data-dir=", cwd=tmp_path)
+    assert_one_line_error(result, 2, '--data-dir: "" names no folder; expected a folder name')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
 def test_inspect_norms_of_integer_bool_and_text_arrays(tmp_path):

@@ -140,6 +140,16 @@ def test_mnist_idx_with_wrong_magic_is_refused(tmp_path):
     assert not (tmp_path / "mnist-flattened.npz").exists()
 
 
+def test_mnist_idx_labels_out_of_range_name_the_labels_file(tmp_path):
+    arrays = mnist_arrays()
+    arrays["y_train"] = arrays["y_train"].copy()
+    arrays["y_train"][0] = 12
+    write_idx(tmp_path, arrays)
+    with pytest.raises(DataError, match=r"y_train holds labels outside \[0, 10\)") as error:
+        prepare_data("mnist", tmp_path)
+    assert '"' + str(tmp_path / "train-labels-idx1-ubyte.gz") + '"' in message(error)
+
+
 def test_mnist_idx_size_must_match_the_header(tmp_path):
     write_idx(tmp_path, mnist_arrays())
     data = idx_bytes(mnist_arrays()["x_train"], 2051)[:-10]
