@@ -255,6 +255,9 @@ def _parse_item(item: str, fail, check_name=None) -> tuple[str, list[_Arg]]:
     if p.peek().kind != "name":
         p.syntax_error("a name")
     name = p.take().text
+    following = p.peek()
+    if following.pos == p.pos and following.kind not in ("end", "punct"):  # e.g. "Linéar", "Re-LU":
+        p.syntax_error('"(" or end of text')  # the word typed is not the name read, so say where
     if check_name is not None:
         name = check_name(name)
     args, expected = [], '"(" or end of text'

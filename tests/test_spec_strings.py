@@ -615,6 +615,9 @@ def test_trailing_junk(kind, text, position, got):
         ("optimizer", "Momentum(mu=0.9,)", 16),  # an empty argument after a named one
         ("layer", "SReLU(al=0.1,,tl=0)", 13),
         ("weight initializer", "Uniform(a=-1,", 13),
+        ("layer", "Linéar", 3),  # not "unknown name Lin": the word typed goes on
+        ("activation", "Re-LU", 2),
+        ("optimizer", "Momentum.9", 8),
     ],
 )
 def test_syntax_error_position(kind, text, position):
