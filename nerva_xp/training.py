@@ -107,18 +107,19 @@ def compute_loss(M: MultilayerPerceptron, loader: DataLoader, loss: LossFunction
     for X, T in _batches_in_file_order(loader):
         value = loss(M.feedforward(X), T)
         total = value if total is None else total + value
-    return 0.0 if total is None else float(total) / _dataset_size(loader)
+    return math.nan if total is None else float(total) / _dataset_size(loader)
 
 
 def compute_accuracy(M: MultilayerPerceptron, loader: DataLoader) -> float:
-    """The fraction of rows where argmax(Y) = argmax(T), in file order (ties: first maximum)."""
+    """The fraction of rows where argmax(Y) = argmax(T), in file order (ties: first maximum);
+    NaN for a loader without rows (an empty test set), as for the loss."""
     correct = None
     for X, T in _batches_in_file_order(loader):
         Y = M.feedforward(X)
         xp = array_namespace(Y)
         hits = xp.sum(xp.astype(xp.argmax(Y, axis=1) == xp.argmax(T, axis=1), xp.int64))
         correct = hits if correct is None else correct + hits
-    return 0.0 if correct is None else int(correct) / _dataset_size(loader)
+    return math.nan if correct is None else int(correct) / _dataset_size(loader)
 
 
 def compute_statistics(

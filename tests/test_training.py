@@ -269,3 +269,14 @@ def test_sgd_takes_a_pytorch_style_loader(capsys, with_size):
         rows.append(stochastic_gradient_descent(M, 2, loss, lr, *loaders))
     strip = [[row[:-1] for row in run] for run in rows]  # the time column differs
     assert strip[0] == strip[1] and len(strip[0]) == 3
+
+
+def test_an_empty_test_set_has_no_accuracy(capsys):
+    """0 correct of 0 rows is not 0% accuracy: the row shows nan (the metrics file null)."""
+    M, train, _, _ = small_problem()
+    empty = DataLoader(np.zeros((0, 4)), np.zeros(0, np.int64), 8, 3)
+    loss, lr = parse_loss_function("SoftmaxCrossEntropy"), parse_learning_rate("Constant(0.1)")
+    rows = stochastic_gradient_descent(M, 1, loss, lr, train, empty)
+    assert all(np.isnan(row.test_accuracy) for row in rows)
+    assert all(0 <= row.train_accuracy <= 1 for row in rows)
+    assert "|          nan |" in capsys.readouterr().out
