@@ -317,6 +317,11 @@ def _resume(args):
         merged = merge_options(args.resume, stored.options, vars(args), given)
     except ValueError as error:
         raise UsageError(f"--resume: {error}") from None
+    if merged["epochs"] < stored.epoch:  # it would save the later weights as if trained less
+        raise UsageError(
+            f"--epochs: {merged['epochs']} is below the {stored.epoch} epochs of the checkpoint "
+            f'"{args.resume}"; expected at least {stored.epoch}'
+        )
     return argparse.Namespace(**merged), stored
 
 

@@ -217,3 +217,12 @@ def test_a_resumed_run_keeps_the_stored_rows_with_their_times(work):
     assert [json.loads(line)["epoch"] for line in resumed] == [0, 1, 2, 3]
     run(work, "--resume=ck2.npz", "--epochs=3", "--metrics=again.jsonl")  # nothing to train
     assert (work / "again.jsonl").read_text().splitlines() == resumed
+
+
+def test_resume_refuses_fewer_epochs_than_the_checkpoint_holds(work):
+    run(work, "--epochs=3", "--checkpoint=ck.npz")
+    result = nerva_xp("--resume=ck.npz", "--epochs=1", "--save-weights=w.npz", cwd=work)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "--epochs: 1 is below the 3 epochs of the checkpoint" in result.stderr
+    assert not (work / "w.npz").exists()
+    assert run(work, "--resume=ck.npz", "--epochs=3").returncode == 0  # restates epoch 3
