@@ -270,9 +270,13 @@ def stochastic_gradient_descent_plain(
 ) -> None:
     """SGD on raw arrays: ⌊N / batch_size⌋ full batches per epoch (the remainder is dropped). The
     data is copied to ``device``, by default the device and dtype of M's parameters."""
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size}")
     d = model_device(M) if device is None else as_device(device)
     X_all = d.asarray(to_numpy(Xtrain))
     T_host = to_numpy(Ttrain)
+    if T_host.shape[0] != X_all.shape[0]:
+        raise ValueError(f"Ttrain has {T_host.shape[0]} rows; expected {X_all.shape[0]}, as Xtrain")
     if T_host.ndim == 2 and T_host.shape[1] > 1:  # an (N, 1) column holds labels
         T_all = d.asarray(T_host)
     else:

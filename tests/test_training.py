@@ -280,3 +280,13 @@ def test_an_empty_test_set_has_no_accuracy(capsys):
     assert all(np.isnan(row.test_accuracy) for row in rows)
     assert all(0 <= row.train_accuracy <= 1 for row in rows)
     assert "|          nan |" in capsys.readouterr().out
+
+
+def test_plain_sgd_checks_the_batch_size_and_the_row_counts():
+    M, _, _, _ = small_problem()
+    loss, lr = parse_loss_function("SoftmaxCrossEntropy"), parse_learning_rate("Constant(0.1)")
+    X, T = np.zeros((5, 4)), np.zeros(5, np.int64)
+    with pytest.raises(ValueError, match="batch_size: expected an integer >= 1, got 0"):
+        stochastic_gradient_descent_plain(M, X, T, loss, lr, 1, 0, False)
+    with pytest.raises(ValueError, match="Ttrain has 3 rows; expected 5, as Xtrain"):
+        stochastic_gradient_descent_plain(M, X, T[:3], loss, lr, 1, 2, False)
