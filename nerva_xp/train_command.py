@@ -98,36 +98,6 @@ def _required(args, name: str) -> str:
     raise UsageError(f"--{name.replace('_', '-')}: required with --load-dataset")
 
 
-def _check_specs(args) -> TrainPlan:
-    layers = _list("--layers", _required(args, "layers"))
-    sizes_text = _list("--layer-sizes", _required(args, "layer_sizes"), ";,")
-    optimizers = _list("--optimizers", args.optimizers)
-    initializers = _list("--layer-weights", args.layer_weights)
-    with _option("--layers"):
-        for text in layers:
-            parse_layer(text, args.dtype or "float32")
-    with _option("--optimizers"):
-        for text in optimizers:
-            parse_optimizer(text)
-    with _option("--layer-weights"):
-        for text in initializers:
-            parse_weight_initializer(text)
-    with _option("--learning-rate"):
-        learning_rate = parse_learning_rate(_required(args, "learning_rate"))
-    with _option("--loss"):
-        loss = parse_loss_function(_required(args, "loss"))
-    try:
-        _, sizes, optimizers, initializers = check_network_specs(
-            layers, sizes_text, optimizers, initializers, args.dtype or "float32"
-        )
-    except SpecError as error:
-        message = str(error)
-        for prefix, option in _COUNT_OPTIONS.items():
-            message = re.sub(f"^{prefix}", option, message)
-        raise UsageError(message) from None
-    return TrainPlan(layers, sizes, optimizers, initializers, learning_rate, loss)
-
-
 def _check_given_specs(args) -> None:
     """Each spec string present in args parses. With --resume this runs before the checkpoint
     is read (spec §14.1 step 1); counts and required options are checked once the checkpoint's
@@ -146,6 +116,29 @@ def _check_given_specs(args) -> None:
         with _option(option):
             for text in _list(option, value) if option in lists else [value]:
                 parse(text)
+
+
+def _check_specs(args) -> TrainPlan:
+    """Step 1: every spec string and the list counts, as the run's plan."""
+    layers = _list("--layers", _required(args, "layers"))
+    sizes_text = _list("--layer-sizes", _required(args, "layer_sizes"), ";,")
+    optimizers = _list("--optimizers", args.optimizers)
+    initializers = _list("--layer-weights", args.layer_weights)
+    _check_given_specs(args)
+    with _option("--learning-rate"):
+        learning_rate = parse_learning_rate(_required(args, "learning_rate"))
+    with _option("--loss"):
+        loss = parse_loss_function(_required(args, "loss"))
+    try:
+        _, sizes, optimizers, initializers = check_network_specs(
+            layers, sizes_text, optimizers, initializers, args.dtype or "float32"
+        )
+    except SpecError as error:
+        message = str(error)
+        for prefix, option in _COUNT_OPTIONS.items():
+            message = re.sub(f"^{prefix}", option, message)
+        raise UsageError(message) from None
+    return TrainPlan(layers, sizes, optimizers, initializers, learning_rate, loss)
 
 
 _INPUTS = ("--load-dataset", "--load-weights", "--resume")
