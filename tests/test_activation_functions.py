@@ -236,3 +236,34 @@ def test_srelu_equality_follows_trained_values():
     a, b = af.SReLUActivation(), af.SReLUActivation()
     a.x[...] = a.x + 0.25
     assert a != b
+
+
+def _where_oracles(alpha):
+    """The spec's selections written with NumPy's where (float64 inputs, float32 too)."""
+
+    def sigmoid(x):
+        E = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1 / (1 + E), E / (1 + E))
+
+    return {
+        "leaky gradient": (af.Leaky_relu_gradient(alpha), lambda x: np.where(x > 0, 1.0, alpha)),
+        "all relu": (af.All_relu(alpha), lambda x: np.where(x < 0, alpha * x, x)),
+        "all relu gradient": (af.All_relu_gradient(alpha), lambda x: np.where(x < 0, alpha, 1.0)),
+        "sigmoid": (af.Sigmoid, sigmoid),
+    }
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["leaky gradient", "all relu", "all relu gradient", "sigmoid"])
+def test_mask_products_select_exactly_what_where_selects(name, dtype):
+    """The 0/1-mask forms are bit for bit the selections, also at ±0, ±inf, NaN and extremes."""
+    rng = np.random.default_rng(5)
+    special = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 3e38, -3e38, 0.2, -1.0, 0.5]
+    x = np.concatenate([special, 10 * rng.standard_normal(500)]).astype(dtype).reshape(32, 16)
+    x = np.asfortranarray(x)  # as a layer holds Z
+    function, oracle = _where_oracles(0.3)[name]
+    with np.errstate(all="ignore"):
+        actual, expected = function(x), oracle(x).astype(dtype)
+    assert actual.dtype == dtype
+    bits = [np.ascontiguousarray(a).view(np.uint8) for a in (actual, expected)]
+    np.testing.assert_array_equal(*bits)
