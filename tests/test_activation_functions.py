@@ -250,11 +250,17 @@ def _where_oracles(alpha):
         "all relu": (af.All_relu(alpha), lambda x: np.where(x < 0, alpha * x, x)),
         "all relu gradient": (af.All_relu_gradient(alpha), lambda x: np.where(x < 0, alpha, 1.0)),
         "sigmoid": (af.Sigmoid, sigmoid),
+        "srelu gradient": (
+            af.Srelu_gradient(0.2, -1.0, 0.5, 1.0),
+            lambda x: np.where(x <= -1.0, 0.2, np.where(x < 1.0, 1.0, 0.5)),
+        ),
     }
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", ["leaky gradient", "all relu", "all relu gradient", "sigmoid"])
+@pytest.mark.parametrize(
+    "name", ["leaky gradient", "all relu", "all relu gradient", "sigmoid", "srelu gradient"]
+)
 def test_mask_products_select_exactly_what_where_selects(name, dtype):
     """The 0/1-mask forms are bit for bit the selections, also at ±0, ±inf, NaN and extremes."""
     rng = np.random.default_rng(5)
