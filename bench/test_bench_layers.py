@@ -6,14 +6,16 @@ Losses: the five CLI losses' value and gradient on (100, 10) outputs with one-ho
 (SoftmaxCrossEntropy goes through the fused dispatchers). Layers: BatchNormalizationLayer(1024)
 feedforward and backpropagate, SoftmaxLayer / LogSoftmaxLayer(1024 -> 10) backpropagate.
 Optimizers: one update of a (1024, 3072) weight; and DW = DZ^T X (batch 100) with the update,
-DW stored then used (the default) or folded into the update (one gemm on NumPy).
+DW stored then used (the default) or folded into the update (one gemm on NumPy); and the Momentum
+and Nesterov updates with Δ kept exact (OpenBLAS's one-thread axpby) or scaled (threaded axpy
+calls, ``inplace.ScaledArray``, what the optimizers use).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from nerva_xp import fused
+from nerva_xp import fused, inplace
 from nerva_xp.activation_functions import parse_activation
 from nerva_xp.inplace import matmul_into
 from nerva_xp.layers import BatchNormalizationLayer, LogSoftmaxLayer, SoftmaxLayer
@@ -133,3 +135,26 @@ def test_optimizer_update_with_weight_gradient(run, data, spec, mode):
         run(group, stored)
     else:
         run(group, optimizer.update_from_product, 1e-6, DZ.T, X)
+
+
+DELTA_UPDATES = {
+    "Momentum(0.9)": (inplace.momentum_update, inplace.momentum_update_scaled),
+    "Nesterov(0.9)": (inplace.nesterov_update, inplace.nesterov_update_scaled),
+}
+
+
+@pytest.mark.parametrize("storage", ["exact", "scaled"])
+@pytest.mark.parametrize("spec", DELTA_UPDATES)
+def test_momentum_delta_storage(run, data, backend, spec, storage):
+    """One update of W (1024, 3072) with Δ stored as itself or as a scale times an array (the same
+    code on CuPy, where Δ is never scaled)."""
+    if backend.backend != "numpy" and storage == "scaled":
+        pytest.skip("Δ is scaled only on the NumPy BLAS path")
+    W, DW = data.normal((1024, 3072)), data.normal((1024, 3072))
+    exact, scaled = DELTA_UPDATES[spec]
+    delta = data.normal((1024, 3072), 1e-3)
+    group = f"optimizer {spec}: Δ exact or scaled"
+    if storage == "exact":
+        run(group, exact, W, DW, delta, 1e-4, 0.9)
+    else:
+        run(group, scaled, W, DW, inplace.ScaledArray(delta), 1e-4, 0.9)

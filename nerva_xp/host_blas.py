@@ -1,8 +1,9 @@
 """BLAS routines (axpy, axpby, gemm) of the OpenBLAS that NumPy's wheels bundle, through ctypes.
 
-NumPy has no in-place y ← a·x + b·y; with it, a momentum update passes over memory 6 times
-instead of 10 and runs on OpenBLAS's own threads. NumPy's matmul has no C ← α·A B + β·C either;
-with gemm, an optimizer update can be folded into the weight-gradient product (``inplace``).
+NumPy has no in-place y ← a·x + y; with it, updates pass over memory fewer times and run on
+OpenBLAS's own threads (axpby, OpenBLAS's y ← a·x + b·y, runs on one thread). NumPy's matmul
+has no C ← α·A B + β·C either; with gemm, an optimizer update can be folded into the
+weight-gradient product (``inplace``).
 The library and its symbols are looked up once; where they are missing (another NumPy build) or
 NERVA_XP_HOST_BLAS=0, ``available()`` is False and callers use their ufunc path. Arrays must be
 float32 or float64 NumPy arrays: C-contiguous, except that gemm also takes transposed

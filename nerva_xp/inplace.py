@@ -2,10 +2,12 @@
 
 Each operation has an array-API reference and NumPy fast paths computing the same formula. GEMM
 results go straight into the stored gradient (``matmul(..., out=)``). Large updates of NumPy arrays
-use level-1 BLAS (``host_blas``: y ← a·x + b·y on OpenBLAS's threads, which may fuse multiplies
-and adds, so results can differ from the reference in the last bit); without it, ``out=`` ufuncs
+use level-1 BLAS (``host_blas``: y ← a·x + y and y ← a·x + b·y, which may fuse multiplies and
+adds, so results can differ from the reference in the last bit); without it, ``out=`` ufuncs
 on a reusable scratch buffer split over a small thread pool (same arithmetic as the reference).
 No temporary the size of a weight matrix is made. ``set_threads`` sizes the pool.
+The optimizers keep Momentum's and Nesterov's Δ as a scale times an array (``ScaledArray``), so
+that their BLAS updates are threaded axpy calls only (``*_update_scaled``).
 
 The ``*_product_update`` variants take Dx as a product A B that is never stored (the opt-in
 folded weight updates of ``LinearLayer.set_weight_update_folding``): with BLAS, the product is
@@ -163,6 +165,66 @@ def nesterov_update(x, Dx, delta, eta: float, mu: float, scratch=None) -> None:
         delta -= eta * Dx
         x -= eta * Dx
         x += mu * delta
+
+
+# ---- Δ kept as a scale times an array: momentum updates as axpy calls on OpenBLAS's threads ----
+
+
+class ScaledArray:
+    """Δ stored as ``scale · array``. Δ ← μΔ − η·Dx then needs no pass that multiplies Δ by μ:
+    the scale becomes c' = μ·scale and the array takes S ← S − (η/c')·Dx, one axpy, which
+    OpenBLAS runs on its threads (its axpby, which also scales, runs on one thread).
+    ``exact()`` multiplies the scale into the array (one pass) and returns it, then holding Δ;
+    a scale about to leave [1/LIMIT, LIMIT] is multiplied in the same way first, so the array
+    never holds more than LIMIT·|Δ|."""
+
+    LIMIT = 256.0
+
+    def __init__(self, array):
+        self.array = array
+        self.scale = 1.0
+
+    def exact(self):
+        """The array, made to hold Δ itself (scale 1)."""
+        if self.scale != 1.0:
+            self.array *= self.scale
+            self.scale = 1.0
+        return self.array
+
+    def rescaled(self, mu: float) -> float:
+        """The scale after Δ ← μΔ, now set (the old one multiplied in first when μ·scale would
+        leave [1/LIMIT, LIMIT])."""
+        if not 1.0 / self.LIMIT <= abs(mu * self.scale) <= self.LIMIT:
+            self.exact()
+        self.scale *= mu
+        return self.scale
+
+
+def _scaled_path(x, Dx, delta: ScaledArray, mu: float) -> bool:
+    """Whether the update can keep Δ scaled: the BLAS path applies and 1/LIMIT ≤ |μ| ≤ LIMIT
+    (with μ = 0, NaN or far outside, the scale would be folded in at every step)."""
+    return 1.0 / delta.LIMIT <= abs(mu) <= delta.LIMIT and _blas(x, Dx, delta.array)
+
+
+def momentum_update_scaled(x, Dx, delta: ScaledArray, eta: float, mu: float, scratch=None):
+    """``momentum_update`` with Δ = c·S (``delta``): c' = μc; S ← S − (η/c')·Dx; x ← x + c'·S."""
+    if not _scaled_path(x, Dx, delta, mu):
+        momentum_update(x, Dx, delta.exact(), eta, mu, scratch)
+        return
+    scale = delta.rescaled(mu)
+    host_blas.axpy(-eta / scale, Dx, delta.array)
+    host_blas.axpy(scale, delta.array, x)
+
+
+def nesterov_update_scaled(x, Dx, delta: ScaledArray, eta: float, mu: float, scratch=None):
+    """``nesterov_update`` with Δ = c·S: c' = μc; S ← S − (η/c')·Dx; x ← x − η·Dx + μc'·S."""
+    if not _scaled_path(x, Dx, delta, mu):
+        nesterov_update(x, Dx, delta.exact(), eta, mu, scratch)
+        return
+    scale = delta.rescaled(mu)
+    host_blas.axpy(-eta / scale, Dx, delta.array)
+    host_blas.axpy(-eta, Dx, x)
+    host_blas.axpy(mu * scale, delta.array, x)
 
 
 # ---- folded updates: Dx = A B (e.g. DW = DZ^T X) is consumed inside the update, never stored ----

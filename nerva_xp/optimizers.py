@@ -56,10 +56,22 @@ class MomentumOptimizer(GradientDescentOptimizer):
     def __init__(self, x: Matrix, Dx: Matrix, mu: float):
         super().__init__(x, Dx)
         self.mu = float(mu)
-        self.delta_x = array_namespace(x).zeros_like(x)
+        self._delta = inplace.ScaledArray(array_namespace(x).zeros_like(x))
+
+    @property
+    def delta_x(self) -> Matrix:
+        """Δ. Between reads the NumPy fast path keeps it as a scale times this array
+        (``inplace.ScaledArray``): read ``delta_x`` again after updates, do not hold it."""
+        return self._delta.exact()
+
+    @delta_x.setter
+    def delta_x(self, value: Matrix) -> None:
+        self._delta = inplace.ScaledArray(value)
 
     def update(self, eta: float) -> None:
-        inplace.momentum_update(self.x, self.Dx, self.delta_x, float(eta), self.mu, self._scratch)
+        inplace.momentum_update_scaled(
+            self.x, self.Dx, self._delta, float(eta), self.mu, self._scratch
+        )
 
     def update_from_product(self, eta: float, A: Matrix, B: Matrix) -> None:
         inplace.momentum_product_update(
@@ -77,7 +89,9 @@ class NesterovOptimizer(MomentumOptimizer):
     """Δ ← μΔ − η·Dx; x ← x + μΔ − η·Dx (with the new Δ)."""
 
     def update(self, eta: float) -> None:
-        inplace.nesterov_update(self.x, self.Dx, self.delta_x, float(eta), self.mu, self._scratch)
+        inplace.nesterov_update_scaled(
+            self.x, self.Dx, self._delta, float(eta), self.mu, self._scratch
+        )
 
     def update_from_product(self, eta: float, A: Matrix, B: Matrix) -> None:
         inplace.nesterov_product_update(

@@ -100,3 +100,85 @@ def test_blas_can_be_switched_off_by_environment():
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert result.stdout.strip() == "False"
+
+
+# ---- Δ kept as scale · array (inplace.ScaledArray): the optimizers' NumPy fast path ----
+
+SCALED_UPDATES = {
+    "momentum": inplace.momentum_update_scaled,
+    "nesterov": inplace.nesterov_update_scaled,
+}
+PLAIN_UPDATES = {"momentum": inplace.momentum_update, "nesterov": inplace.nesterov_update}
+
+
+def scaled_run(name: str, mu: float, dtype, steps: int = 120):
+    """x and Δ after ``steps`` scaled updates (η changing every step, a new Dx every 7 steps),
+    the array's largest |S|/|Δ| seen, and the same run through the strict reference."""
+    x, Dx, delta = arrays(dtype)
+    strict = device_or_skip("strict", np.dtype(dtype).name)
+    rx, rDx, rdelta = (strict.asarray(a.copy()) for a in (x, Dx, delta))  # no shared memory
+    scaled = inplace.ScaledArray(delta)
+    largest = 1.0
+    rng = np.random.default_rng(5)
+    for step in range(steps):
+        if step % 7 == 6:
+            new = rng.standard_normal(SHAPE).astype(dtype)
+            Dx[...], rDx = new, strict.asarray(new.copy())
+        eta = 0.1 / (1 + step)
+        SCALED_UPDATES[name](x, Dx, scaled, eta, mu)
+        PLAIN_UPDATES[name](rx, rDx, rdelta, eta, mu)
+        largest = max(largest, 1 / abs(scaled.scale))
+    return (x, scaled.exact(), largest), (host(rx), host(rdelta))
+
+
+@pytest.mark.parametrize("name", SCALED_UPDATES)
+@pytest.mark.parametrize("mu", [0.9, -0.9, 0.5, 1.0, 1.2, 0.003, 0.0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scaled_updates_equal_the_reference_over_many_steps(name, mu, dtype):
+    (x, delta, largest), (rx, rdelta) = scaled_run(name, mu, dtype)
+    tolerance = 2e-5 if dtype == np.float32 else 1e-13
+    for got, expected in ((x, rx), (delta, rdelta)):
+        scale = np.max(np.abs(expected))
+        np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance * scale)
+    assert largest <= inplace.ScaledArray.LIMIT  # the scale was multiplied in before it left
+
+
+def test_the_scale_is_multiplied_in_when_it_would_leave_its_range():
+    if not host_blas.available():
+        pytest.skip("NumPy's bundled OpenBLAS was not found; Δ is never scaled")
+    x, Dx, delta = arrays(np.float32)
+    scaled = inplace.ScaledArray(delta)
+    scales = []
+    for _ in range(60):
+        inplace.momentum_update_scaled(x, Dx, scaled, 0.01, 0.9)
+        scales.append(scaled.scale)
+    assert scales[0] == pytest.approx(0.9) and min(scales) >= 1 / inplace.ScaledArray.LIMIT
+    folded = [b > a for a, b in zip(scales[:-1], scales[1:], strict=True)]  # restarted at μ
+    assert any(folded)
+    assert scaled.exact() is delta and scaled.scale == 1.0
+
+
+@pytest.mark.parametrize("mu", [0.0, 1e-3, 1e3, float("nan")])
+def test_a_momentum_outside_the_scale_range_keeps_delta_exact(mu):
+    x, Dx, delta = arrays(np.float32)
+    scaled = inplace.ScaledArray(delta)
+    inplace.momentum_update_scaled(x, Dx, scaled, 0.01, mu)
+    assert scaled.scale == 1.0
+
+
+def test_optimizer_delta_x_reads_and_writes_delta_itself():
+    from nerva_xp.optimizers import MomentumOptimizer
+
+    x, Dx, _ = arrays(np.float32)
+    rx, rdelta = x.copy(), np.zeros_like(x)
+    optimizer = MomentumOptimizer(x, Dx, 0.9)
+    for step in range(70):
+        if step == 30:  # a write through delta_x (e.g. a checkpoint's Δ) is what is used
+            optimizer.delta_x[...] = 0.25
+            rdelta[...] = 0.25
+        optimizer.update(0.01)
+        inplace.momentum_update(rx, Dx, rdelta, 0.01, 0.9, np.empty_like(x))
+        if step % 9 == 0:
+            np.testing.assert_allclose(optimizer.delta_x, rdelta, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(x, rx, rtol=1e-5, atol=1e-6)
+    assert optimizer.buffers()["delta_x"] is optimizer.delta_x
