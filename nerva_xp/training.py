@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from array_api_compat import array_namespace
 
+from nerva_xp.checkpoint import optimizer_buffers
 from nerva_xp.datasets import DataLoader, create_npz_dataloaders, to_one_hot
 from nerva_xp.device import as_device, default_device, device_of, to_numpy
 from nerva_xp.errors import describe_error
@@ -174,8 +175,16 @@ def train_epoch(M, loss, lr: float, batches: Iterable, epoch: int) -> None:
     """One pass of feedforward, loss gradient, backpropagation and update over ``batches``;
     raises NonFiniteGradientError if a loss gradient was not finite."""
     check = run_batches(M, loss, lr, batches, epoch)
+    _make_optimizer_state_exact(M)
     if check is not None:
         check.check(epoch)
+
+
+def _make_optimizer_state_exact(M) -> None:
+    """Multiplies the scale of every scaled Δ into its array (``inplace.ScaledArray``), as reading
+    Δ for a checkpoint does, so that a run resumed from any epoch's checkpoint continues bit for
+    bit like the uninterrupted run (one pass over Δ per epoch)."""
+    optimizer_buffers(M)
 
 
 def run_batches(M, loss, lr: float, batches: Iterable, epoch: int):

@@ -58,6 +58,26 @@ def test_resumed_run_ends_with_exactly_the_uninterrupted_weights(work):
     assert [r["loss"] for r in rows] == [r["loss"] for r in expected]
 
 
+def test_resumed_run_is_exact_where_delta_is_kept_scaled(work):
+    """Weights of over 16384 elements take the BLAS path, where Δ is kept as a scale times an
+    array (inplace.ScaledArray); the scale is multiplied in at each epoch's end."""
+    network = [
+        "--load-dataset=data.npz", "--layers=ReLU;Linear", "--layer-sizes=6;2800;3",
+        "--optimizers=Momentum(0.9);Nesterov(0.8)", "--learning-rate=Constant(0.01)",
+        "--loss=SoftmaxCrossEntropy", "--batch-size=16", "--seed=11",
+    ]  # fmt: skip
+    for args in (
+        ["--epochs=4", "--save-weights=full.npz"],
+        ["--epochs=2", "--checkpoint=ck.npz"],
+        ["--resume=ck.npz", "--epochs=4", "--save-weights=resumed.npz"],
+    ):
+        result = nerva_xp(*network, *args, cwd=work)
+        assert result.returncode == 0, result.stderr
+    full, again = load_dict_from_npz(work / "full.npz"), load_dict_from_npz(work / "resumed.npz")
+    for key in full:
+        np.testing.assert_array_equal(again[key], full[key])
+
+
 def test_checkpoint_holds_the_whole_state_without_pickles(work):
     run(work, "--epochs=2", "--checkpoint=ck")
     data = load_dict_from_npz(work / "ck.npz")
