@@ -75,7 +75,7 @@ def nerva_step(sizes, device, X, T, fold_updates=False):
     from nerva_xp.datasets import DataLoader
     from nerva_xp.loss_functions import parse_loss_function
     from nerva_xp.multilayer_perceptron import parse_multilayer_perceptron
-    from nerva_xp.training import run_batches
+    from nerva_xp.training import train_epoch
 
     M = parse_multilayer_perceptron(
         ["ReLU", "ReLU", "Linear"], sizes, ["Momentum(0.9)"], ["XavierNormal"],
@@ -97,7 +97,7 @@ def nerva_step(sizes, device, X, T, fold_updates=False):
         M.optimize(0.001)
 
     def epoch_loop():  # what `nerva-xp train` runs per epoch: shuffled batches, finiteness check
-        run_batches(M, loss, 0.001, loader, epoch=0)
+        train_epoch(M, loss, 0.001, loader, epoch=0)
 
     def phased_step(seconds: dict[str, float]) -> None:
         Xb, Tb = batches[next(counter) % len(batches)]

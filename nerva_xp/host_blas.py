@@ -1,4 +1,4 @@
-"""BLAS routines (axpy, axpby, gemm) of the OpenBLAS that NumPy's wheels bundle, through ctypes.
+"""BLAS routines (axpy, axpby, scal, gemm) of the OpenBLAS bundled with NumPy, through ctypes.
 
 NumPy has no in-place y ← a·x + y; with it, updates pass over memory fewer times and run on
 OpenBLAS's own threads (axpby, OpenBLAS's y ← a·x + b·y, runs on one thread). NumPy's matmul
@@ -63,7 +63,7 @@ def _routines() -> dict | None:
 
 
 def _table(library, prefix: str, suffix: str, letter: str) -> dict:
-    """axpy, axpby and gemm for one float type (letter s or d) under one symbol naming."""
+    """axpy, axpby, scal and gemm for one float type (letter s or d) under one symbol naming."""
     real = ctypes.c_float if letter == "s" else ctypes.c_double
     integer = ctypes.c_int64 if suffix else ctypes.c_int
     vector = [ctypes.c_void_p, int]
@@ -72,6 +72,7 @@ def _table(library, prefix: str, suffix: str, letter: str) -> dict:
     return {
         "axpy": _bind(library, name.format("axpy"), integer, [int, real, *vector, *vector]),
         "axpby": _bind(library, name.format("axpby"), integer, [int, real, *vector, real, *vector]),
+        "scal": _bind(library, name.format("scal"), integer, [int, real, *vector]),
         "gemm": _bind(
             library,
             name.format("gemm"),
@@ -100,6 +101,12 @@ def axpby(a: float, x: np.ndarray, b: float, y: np.ndarray) -> None:
     """y ← a·x + b·y, in place (an OpenBLAS extension of BLAS)."""
     _check_vectors(x, y)
     _routines()[y.dtype]["axpby"](y.size, a, x.ctypes.data, 1, b, y.ctypes.data, 1)
+
+
+def scal(a: float, x: np.ndarray) -> None:
+    """x ← a·x, in place."""
+    _check_vectors(x, x)
+    _routines()[x.dtype]["scal"](x.size, a, x.ctypes.data, 1)
 
 
 def _operand(A: np.ndarray) -> tuple[int, int]:

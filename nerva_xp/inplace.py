@@ -176,9 +176,12 @@ class ScaledArray:
     OpenBLAS runs on its threads (its axpby, which also scales, runs on one thread).
     ``exact()`` multiplies the scale into the array (one pass) and returns it, then holding Δ;
     a scale about to leave [1/LIMIT, LIMIT] is multiplied in the same way first, so the array
-    never holds more than LIMIT·|Δ|."""
+    never holds more than LIMIT·|Δ| (float32 overflows that much sooner than with Δ itself).
+    Only momenta with 1/MU_RANGE ≤ |μ| ≤ MU_RANGE are scaled: the scale then lasts two steps at
+    least before it is multiplied in (0.9: 52 steps)."""
 
     LIMIT = 256.0
+    MU_RANGE = 16.0
 
     def __init__(self, array):
         self.array = array
@@ -187,7 +190,10 @@ class ScaledArray:
     def exact(self):
         """The array, made to hold Δ itself (scale 1)."""
         if self.scale != 1.0:
-            self.array *= self.scale
+            if _blas(self.array):
+                host_blas.scal(self.scale, self.array)  # on OpenBLAS's threads
+            else:
+                self.array *= self.scale
             self.scale = 1.0
         return self.array
 
@@ -201,9 +207,9 @@ class ScaledArray:
 
 
 def _scaled_path(x, Dx, delta: ScaledArray, mu: float) -> bool:
-    """Whether the update can keep Δ scaled: the BLAS path applies and 1/LIMIT ≤ |μ| ≤ LIMIT
-    (with μ = 0, NaN or far outside, the scale would be folded in at every step)."""
-    return 1.0 / delta.LIMIT <= abs(mu) <= delta.LIMIT and _blas(x, Dx, delta.array)
+    """Whether the update can keep Δ scaled: the BLAS path applies and 1/MU_RANGE ≤ |μ| ≤
+    MU_RANGE (with μ = 0, NaN or far outside, the scale would be multiplied in at every step)."""
+    return 1.0 / delta.MU_RANGE <= abs(mu) <= delta.MU_RANGE and _blas(x, Dx, delta.array)
 
 
 def momentum_update_scaled(x, Dx, delta: ScaledArray, eta: float, mu: float, scratch=None):

@@ -26,6 +26,9 @@ class Optimizer:
         """The optimizer's state arrays by name (for checkpoints)."""
         return {}
 
+    def make_state_exact(self) -> None:
+        """Brings state kept in a faster form (Momentum's scaled Δ) back to its exact form."""
+
 
 class GradientDescentOptimizer(Optimizer):
     """x ← x − η·Dx."""
@@ -61,7 +64,8 @@ class MomentumOptimizer(GradientDescentOptimizer):
     @property
     def delta_x(self) -> Matrix:
         """Δ. Between reads the NumPy fast path keeps it as a scale times this array
-        (``inplace.ScaledArray``): read ``delta_x`` again after updates, do not hold it."""
+        (``inplace.ScaledArray``), so the array is Δ only until the next update: read
+        ``delta_x`` again after updates rather than holding it."""
         return self._delta.exact()
 
     @delta_x.setter
@@ -80,6 +84,9 @@ class MomentumOptimizer(GradientDescentOptimizer):
 
     def buffers(self) -> dict[str, Matrix]:
         return {"delta_x": self.delta_x}
+
+    def make_state_exact(self) -> None:
+        self._delta.exact()
 
     def __repr__(self) -> str:
         return format_spec("Momentum", {"mu": self.mu})
@@ -111,6 +118,10 @@ class CompositeOptimizer(Optimizer):
     def update(self, eta: float) -> None:
         for optimizer in self.optimizers:
             optimizer.update(eta)
+
+    def make_state_exact(self) -> None:
+        for optimizer in self.optimizers:
+            getattr(optimizer, "make_state_exact", lambda: None)()
 
     def __repr__(self) -> str:
         return f"CompositeOptimizer([{', '.join(repr(o) for o in self.optimizers)}])"

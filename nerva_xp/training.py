@@ -13,7 +13,6 @@ from typing import NamedTuple
 
 from array_api_compat import array_namespace
 
-from nerva_xp.checkpoint import optimizer_buffers
 from nerva_xp.datasets import DataLoader, create_npz_dataloaders, to_one_hot
 from nerva_xp.device import as_device, default_device, device_of, to_numpy
 from nerva_xp.errors import describe_error
@@ -183,8 +182,11 @@ def train_epoch(M, loss, lr: float, batches: Iterable, epoch: int) -> None:
 def _make_optimizer_state_exact(M) -> None:
     """Multiplies the scale of every scaled Δ into its array (``inplace.ScaledArray``), as reading
     Δ for a checkpoint does, so that a run resumed from any epoch's checkpoint continues bit for
-    bit like the uninterrupted run (one pass over Δ per epoch)."""
-    optimizer_buffers(M)
+    bit like the uninterrupted run (one pass over Δ per epoch). Layers and optimizers without
+    the hook (a user's own) are passed over."""
+    for layer in M.layers:
+        optimizer = getattr(layer, "optimizer", None)
+        getattr(optimizer, "make_state_exact", lambda: None)()
 
 
 def run_batches(M, loss, lr: float, batches: Iterable, epoch: int):

@@ -177,6 +177,28 @@ def test_plain_sgd_drops_the_remainder():
     assert calls == [0.5] * 4
 
 
+def test_an_optimizer_of_the_users_own_needs_only_update():
+    """The epoch's end asks optimizers for their exact state only where they have the hook."""
+
+    class Halving:  # duck-typed: no Optimizer base, no make_state_exact
+        def __init__(self, x, Dx):
+            self.x, self.Dx = x, Dx
+
+        def update(self, eta):
+            self.x -= 0.5 * eta * self.Dx
+
+    M, _, _, _ = small_problem()
+    for layer in M.layers:
+        layer.optimizer = Halving(layer.W, layer.DW)
+    X = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    W = np.asarray(M.layers[0].W).copy()
+    stochastic_gradient_descent_plain(
+        M, X, np.array([2, 0, 1, 1, 0, 2]), parse_loss_function("SoftmaxCrossEntropy"),
+        parse_learning_rate("Constant(0.5)"), epochs=2, batch_size=3, shuffle=False,
+    )  # fmt: skip
+    assert not np.array_equal(np.asarray(M.layers[0].W), W)
+
+
 def test_plain_sgd_takes_a_label_column_as_labels():
     """T (N, 1) trains like T (N,): one-hot encoded to the output width (as Nerva intends)."""
     X = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
