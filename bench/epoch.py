@@ -480,14 +480,17 @@ def main() -> None:
         serve_baseline(args)
         return
     from nerva_xp import inplace
-    from nerva_xp.device import select_device
+    from nerva_xp.device import DeviceError, select_device
 
     if args.threads:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(args.threads)
         inplace.set_threads(args.threads)
-    device = select_device(args.device)
+    try:
+        device = select_device(args.device)
+    except DeviceError as error:
+        parser.error(f"--device={args.device}: {error}")  # one line, exit 2
     shapes = ["cifar", "mnist"] if args.shape == "both" else [args.shape]
     measured = {shape: benchmark_shape(shape, device, args) for shape in shapes}
     if args.plot:

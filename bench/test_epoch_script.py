@@ -135,3 +135,18 @@ def test_the_phase_split_is_seconds_per_step_of_each_phase():
     split = epoch.phase_split(phased_step, 5)
     assert list(split) == list(epoch.PHASES)
     assert split == pytest.approx(costs)
+
+
+def test_an_unusable_device_is_one_usage_line():
+    from nerva_xp.device import DeviceError, select_device
+
+    try:
+        select_device("cuda")
+        pytest.skip("a CUDA device is usable here")
+    except DeviceError:
+        pass
+    command = [sys.executable, str(SCRIPT), "--device", "cuda"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].startswith("epoch.py: error: --device=cuda: ")
+    assert "Traceback" not in result.stderr
