@@ -5,6 +5,9 @@
 #
 #   tools/gpu_check.sh [WHEEL_FOLDER]
 #
+# The wheels, fetched beforehand where pip can reach an index (both are pure Python):
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
+#       array-api-compat==1.16.0 array-api-strict==2.6.1
 # Runs from the repository root without installing nerva-xp (PYTHONPATH), and writes into $OUT
 # (default ./gpu-check): gpu.txt (GPU, driver, versions), tests.txt (the CUDA and CuPy tests),
 # bench.txt and bench.json (the CuPy benchmarks, fused kernels on and off), epoch.txt and
