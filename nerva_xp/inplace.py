@@ -212,25 +212,30 @@ def _scaled_path(x, Dx, delta: ScaledArray, mu: float) -> bool:
     return 1.0 / delta.MU_RANGE <= abs(mu) <= delta.MU_RANGE and _blas(x, Dx, delta.array)
 
 
-def momentum_update_scaled(x, Dx, delta: ScaledArray, eta: float, mu: float, scratch=None):
-    """``momentum_update`` with Δ = c·S (``delta``): c' = μc; S ← S − (η/c')·Dx; x ← x + c'·S."""
+def _delta_update_scaled(plain_update, x, Dx, delta: ScaledArray, eta: float, mu: float, scratch):
+    """Δ ← μΔ − η·Dx as c' = μc; S ← S − (η/c')·Dx, returning c'; or, where Δ is not kept
+    scaled, the whole ``plain_update`` on the exact Δ, returning None."""
     if not _scaled_path(x, Dx, delta, mu):
-        momentum_update(x, Dx, delta.exact(), eta, mu, scratch)
-        return
+        plain_update(x, Dx, delta.exact(), eta, mu, scratch)
+        return None
     scale = delta.rescaled(mu)
     host_blas.axpy(-eta / scale, Dx, delta.array)
-    host_blas.axpy(scale, delta.array, x)
+    return scale
+
+
+def momentum_update_scaled(x, Dx, delta: ScaledArray, eta: float, mu: float, scratch=None):
+    """``momentum_update`` with Δ = c·S (``delta``): c' = μc; S ← S − (η/c')·Dx; x ← x + c'·S."""
+    scale = _delta_update_scaled(momentum_update, x, Dx, delta, eta, mu, scratch)
+    if scale is not None:
+        host_blas.axpy(scale, delta.array, x)
 
 
 def nesterov_update_scaled(x, Dx, delta: ScaledArray, eta: float, mu: float, scratch=None):
     """``nesterov_update`` with Δ = c·S: c' = μc; S ← S − (η/c')·Dx; x ← x − η·Dx + μc'·S."""
-    if not _scaled_path(x, Dx, delta, mu):
-        nesterov_update(x, Dx, delta.exact(), eta, mu, scratch)
-        return
-    scale = delta.rescaled(mu)
-    host_blas.axpy(-eta / scale, Dx, delta.array)
-    host_blas.axpy(-eta, Dx, x)
-    host_blas.axpy(mu * scale, delta.array, x)
+    scale = _delta_update_scaled(nesterov_update, x, Dx, delta, eta, mu, scratch)
+    if scale is not None:
+        host_blas.axpy(-eta, Dx, x)
+        host_blas.axpy(mu * scale, delta.array, x)
 
 
 # ---- folded updates: Dx = A B (e.g. DW = DZ^T X) is consumed inside the update, never stored ----
