@@ -24,8 +24,9 @@ def _mask(condition: Matrix, X: Matrix) -> Matrix:
 
 
 def Relu(X: Matrix) -> Matrix:
-    """max(0, X), against an array of zeros: NumPy's maximum with a scalar operand takes a loop
-    about 1.5× slower than its array-array one (``bench/test_bench_ops.py``)."""
+    """max(0, X), against an array of zeros. Which NumPy loop is faster depends on the machine
+    (``bench/`` "layer formulation Relu", (100, 1024) float32): 36 µs against 53 µs with a scalar
+    operand on one of our machines, 28 against 20 µs on another."""
     xp = array_namespace(X)
     return xp.maximum(X, xp.zeros_like(X))
 
