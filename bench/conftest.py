@@ -57,27 +57,46 @@ def fused_mode(request, backend):
         fused.set_kernels_enabled(saved)
 
 
-def timed(benchmark, device: Device, fn, *args):
+COLD_ROUNDS = 300  # timed calls of a cold-cache benchmark, each after its own cache sweep
+SWEEP_ELEMENTS = 1 << 24  # float32: a 64 MiB sweep, several times the caches an array sits in
+
+
+def timed(benchmark, device: Device, fn, *args, cold: bool = False):
     """Benchmark ``fn(*args)`` followed by ``device.synchronize()``; returns fn's result.
 
     On CuPy the timed call thus includes the queued GPU work, not just the launch. When timing, one
     untimed call runs first (kernel compilation, cuBLAS handles, the memory pool's first blocks).
+    With ``cold``, each timed call comes after an untimed sum over a 64 MiB array, which pushes
+    the operands out of the caches, as the GEMMs of a training step do between element-wise
+    passes; repeated calls on the same operands otherwise find them in cache.
     """
     benchmark.extra_info.setdefault("backend", device.backend)
     benchmark.extra_info["fused_kernels"] = fused.kernels_enabled() and device.backend == "cupy"
+    benchmark.extra_info["caches"] = "cold" if cold else "warm"
     if not benchmark.disabled:
         fn(*args)
         device.synchronize()
-    return benchmark(lambda: (fn(*args), device.synchronize())[0])
+    target = lambda: (fn(*args), device.synchronize())[0]  # noqa: E731
+    if not cold:
+        return benchmark(target)
+    sweep = device.ones((SWEEP_ELEMENTS,))
+
+    def evict():
+        device.xp.sum(sweep)
+        device.synchronize()
+
+    rounds = 1 if benchmark.disabled else COLD_ROUNDS
+    return benchmark.pedantic(target, setup=evict, rounds=rounds, iterations=1)
 
 
 @pytest.fixture
 def run(backend, benchmark):  # backend first: its skip comes before the benchmark exists
-    """``run(group, fn, *args)``: ``timed`` on the test's backend, in benchmark group ``group``."""
+    """``run(group, fn, *args, cold=False)``: ``timed`` on the test's backend, in benchmark group
+    ``group``."""
 
-    def run_in_group(group: str, fn, *args):
+    def run_in_group(group: str, fn, *args, cold: bool = False):
         benchmark.group = group
-        return timed(benchmark, backend, fn, *args)
+        return timed(benchmark, backend, fn, *args, cold=cold)
 
     return run_in_group
 

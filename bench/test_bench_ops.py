@@ -107,8 +107,9 @@ def test_elementwise(run, data, name):
 
 # The layer's formulations against the plain ones, on a pre-activation as LinearLayer holds it: Z
 # and DZ are transposed views of a GEMM result, (W X^T)^T, so column-major (100, 1024).
-def _relu_with_scalar(X):
-    return array_namespace(X).maximum(X, 0.0)
+def _relu_with_zeros(X):
+    xp = array_namespace(X)
+    return xp.maximum(X, xp.zeros_like(X))
 
 
 def _columns_sum_by_sum(X):
@@ -125,7 +126,7 @@ def _bias_add_in_place(Z, b):
 
 
 FORMULATIONS = {  # group -> {name: function}
-    "Relu": {"maximum(X, 0)": _relu_with_scalar, "maximum(X, zeros_like(X))": Relu},
+    "Relu": {"maximum(X, zeros_like(X))": _relu_with_zeros, "maximum(X, 0)": Relu},
     "columns_sum": {"sum(X, axis=0)": _columns_sum_by_sum, "ones @ X": mo.columns_sum},
     "bias add": {"Z + b": _bias_add_new, "Z += b": _bias_add_in_place},
 }
@@ -134,8 +135,11 @@ FORMULATIONS = {  # group -> {name: function}
 @pytest.mark.parametrize(
     "group, name", [(group, name) for group, names in FORMULATIONS.items() for name in names]
 )
-def test_layer_formulation(run, data, group, name):
-    """Each formulation nerva-xp uses (the second of each group) against the plain one."""
+@pytest.mark.parametrize("caches", ["warm", "cold"])
+def test_layer_formulation(run, data, group, name, caches):
+    """Each formulation nerva-xp uses (the second of each group) against the plain one, with the
+    operands in cache (repeated calls) and out of it (as in a training step, after GEMMs)."""
     Z = data.normal(ACTIVATION[::-1]).T
     operands = [Z, data.normal(ACTIVATION[1:])] if group == "bias add" else [Z]
-    run(f"layer formulation {group}", FORMULATIONS[group][name], *operands)
+    title = f"layer formulation {group}" + (", caches cold" if caches == "cold" else "")
+    run(title, FORMULATIONS[group][name], *operands, cold=caches == "cold")
