@@ -85,8 +85,7 @@ def timed(benchmark, device: Device, fn, *args, cold: bool = False):
         device.xp.sum(sweep)
         device.synchronize()
 
-    rounds = 1 if benchmark.disabled else COLD_ROUNDS
-    return benchmark.pedantic(target, setup=evict, rounds=rounds, iterations=1)
+    return benchmark.pedantic(target, setup=evict, rounds=COLD_ROUNDS, iterations=1)
 
 
 @pytest.fixture
